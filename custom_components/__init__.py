@@ -1,0 +1,1 @@
+"""Custom components (package marker so tests import ours, not phcc's)."""
