@@ -1,0 +1,1 @@
+"""Benchmarks (print numbers; not tests)."""
