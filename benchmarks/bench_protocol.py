@@ -17,6 +17,7 @@ from typing import Any
 from google import genai
 from google.genai import live as genai_live, types
 
+from benchmarks.bench_audio import bench_resampler
 from custom_components.gemini_live.live.connection import LiveConnection
 from custom_components.gemini_live.live.messages import AudioOut, realtime_audio
 
@@ -120,10 +121,6 @@ def main() -> None:
     """Print protocol and resampler numbers in one run."""
     for line in bench_protocol():
         print(line, flush=True)
-    try:
-        from benchmarks.bench_audio import bench_resampler
-    except ImportError:  # pragma: no cover - resampler benchmark not present
-        return
     for line in bench_resampler():
         print(line, flush=True)
 
