@@ -85,12 +85,15 @@ class SetupTimeoutError(CannotConnectError):
     """The server did not answer the setup in time."""
 
 
+_AUTH_WORDS: Final = ("api key", "api_key", "auth token", "access token", "auth_tokens/")
+
+
 def error_from_close(code: int | None, reason: str) -> LiveError:
     """Map a close code + reason text from the Live server to a typed error."""
     text = reason.lower()
     detail = f"Live server closed the connection ({code}): {reason or 'no reason given'}"
     if code == 1007:
-        if "api key" in text or "api_key" in text or ("token" in text and "invalid" in text):
+        if any(word in text for word in _AUTH_WORDS):
             return AuthenticationError(detail, code=code, reason=reason)
         return InvalidArgumentError(detail, code=code, reason=reason)
     if code == 1008:

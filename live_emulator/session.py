@@ -1,0 +1,928 @@
+"""One Live API connection: setup, the client message reader and the model's turn engine."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import copy
+from dataclasses import dataclass, field
+import hashlib
+import json
+import logging
+import math
+import random
+import re
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from . import rules
+from .errors import BAD_API_KEY, INTERNAL, INVALID_ARGUMENT, ProtocolError, SessionEnded
+from .faults import Fault
+from .models import ModelSpec, behavior_of, function_declarations, resolve_model, validate_setup
+from .records import ConnectionRecord, PendingCallState, ResumableState, ToolResponseRecord
+from .scenario import (
+    Delay,
+    EndTurn,
+    GoAway,
+    Grounding,
+    Interrupted,
+    Say,
+    SayResult,
+    ScenarioTurn,
+    Step,
+    Thought,
+    ToolCall,
+)
+from .schema import decode_bytes, normalize
+from .speech import OUTPUT_MIME, OUTPUT_RATE, synthesize
+from .vad import EnergyVad, VadEvent, VadSettings
+
+if TYPE_CHECKING:
+    from .server import LiveEmulator
+
+_LOGGER = logging.getLogger(__name__)
+
+PROMPT_OVERHEAD_TOKENS = 480
+AUDIO_IN_TOKENS_PER_S = 32
+AUDIO_OUT_TOKENS_PER_S = 25
+MISSING_KEY = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+SCHEDULINGS = ("SILENT", "WHEN_IDLE", "INTERRUPT")
+
+
+def format_duration(seconds: float) -> str:
+    """Format seconds as a proto-JSON Duration string ("50s", "0.500s")."""
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    text = f"{seconds:.9f}".rstrip("0")
+    frac = len(text.split(".")[1])
+    digits = 3 if frac <= 3 else 6 if frac <= 6 else 9
+    return f"{seconds:.{digits}f}s"
+
+
+def _pcm_rate(mime: str) -> int:
+    """Return the sample rate declared by an audio mimeType (16 kHz when absent)."""
+    base, _, params = mime.partition(";")
+    if base.strip().lower() not in ("audio/pcm", "audio/l16"):
+        raise ProtocolError(1007, INVALID_ARGUMENT, f"unsupported audio mimeType {mime}")
+    match = re.search(r"rate\s*=\s*(\d+)", params)
+    return int(match.group(1)) if match else 16000
+
+
+def _split_words(text: str, pieces: int) -> list[str]:
+    words = text.split(" ")
+    pieces = max(1, min(pieces, len(words)))
+    size = math.ceil(len(words) / pieces)
+    out = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    return [(" " + p if i else p) for i, p in enumerate(out)]
+
+
+@dataclass
+class _Job:
+    kind: str  # "user" | "tool_result"
+    text: str = ""
+    scenario_turn: ScenarioTurn | None = None
+    call: PendingCallState | None = None
+    response: Any = None
+
+
+@dataclass
+class _TurnState:
+    text_chars: int = 0
+    audio_s: float = 0.0
+    thought_chars: int = 0
+    transcript_started: bool = False
+    waits: list[str] = field(default_factory=list)
+    last_result: tuple[str, dict[str, Any], Any] | None = None
+
+
+@dataclass
+class _ActiveFault:
+    fault: Fault
+    base_sent: int
+    base_turn: int
+    base_chunk: int
+    fired: bool = False
+
+
+class Session:
+    """State machine of one websocket connection to the emulator."""
+
+    def __init__(
+        self,
+        emulator: LiveEmulator,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        record: ConnectionRecord,
+        credential: str | None,
+    ) -> None:
+        """Bind the session to its websocket and record."""
+        self.emu = emulator
+        self.cfg = emulator.config
+        self.ws = ws
+        self.record = record
+        self._request = request
+        self._transport = request.transport
+        self._credential = credential
+        self._send_lock = asyncio.Lock()
+        self._closed = False
+        self._close_started = False
+        self._close_done = asyncio.Event()
+        self._ready = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._driver: asyncio.Task[None] | None = None
+        self._gen: asyncio.Task[None] | None = None
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._jobs_event = asyncio.Event()
+        self._interrupting = False
+        self._interrupt_cancels_calls = True
+        self._history: list[dict[str, Any]] = []
+        self._pending: dict[str, PendingCallState] = {}
+        self._waiters: dict[str, asyncio.Future[Any]] = {}
+        self._turn = _TurnState()
+        self._faults: list[_ActiveFault] = []
+        self._delay_s = 0.0
+        self._sent_count = 0
+        self._turn_count = 0
+        self._chunk_count = 0
+        self._client_index = 0
+        self._consumed_index = 0
+        self._handle_count = 0
+        self._call_rng = random.Random(f"{self.cfg.seed}:{record.index}:calls")
+        self._input_audio_s = 0.0
+        self._sample_rate: int | None = None
+        self._vad: EnergyVad | None = None
+        self._activity_open = False
+        self._utterance_start_ms = 0
+        self._utterance_audio_ms = 0.0
+        self.spec: ModelSpec | None = None
+        self.setup: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def active(self) -> bool:
+        """Whether the session is set up and not closed."""
+        return self._ready and not self._closed
+
+    async def run(self) -> None:
+        """Serve the connection until it ends; always leaves no task behind."""
+        try:
+            await self._serve()
+        except ProtocolError as err:
+            self.record.rejection_detail = err.detail
+            with contextlib.suppress(SessionEnded):
+                await self._close(err.code, err.reason)
+        except SessionEnded:
+            pass
+        except Exception:
+            _LOGGER.exception("Emulator session %s failed", self.record.index)
+            with contextlib.suppress(SessionEnded):
+                await self._close(1011, INTERNAL)
+        finally:
+            if self._close_started:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2.0):
+                        await self._close_done.wait()
+            await self._stop_tasks()
+            if self.record.close_code is None:
+                self.record.close_code = self.ws.close_code
+                self.record.closed_by = "client"
+                if self.ws.close_code is None:
+                    self.record.close_code = 1006
+            self.record.closed.set()
+
+    async def shutdown(self, code: int, reason: str) -> None:
+        """Close the connection from the server side (emulator stop)."""
+        with contextlib.suppress(SessionEnded, ConnectionError, RuntimeError):
+            await self._close(code, reason)
+
+    async def _stop_tasks(self) -> None:
+        self._closed = True
+        tasks = [t for t in (*self._tasks, self._driver, self._gen) if t is not None]
+        current = asyncio.current_task()
+        tasks = [t for t in tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._tasks.clear()
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[Any] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and not isinstance(exc, SessionEnded):
+            _LOGGER.error("Emulator task failed", exc_info=exc)
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closed and self.record.close_code is not None:
+            raise SessionEnded
+        self._closed = True
+        self._close_started = True
+        self.record.close_code = code
+        self.record.close_reason = reason
+        self.record.closed_by = "server"
+        try:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.close(code=code, message=reason.encode("utf-8"))
+        finally:
+            self._close_done.set()
+        raise SessionEnded
+
+    def _drop(self) -> None:
+        self._closed = True
+        self.record.close_code = 1006
+        self.record.close_reason = ""
+        self.record.closed_by = "drop"
+        if self._transport is not None:
+            self._transport.abort()
+        raise SessionEnded
+
+    # ------------------------------------------------------------------ sending
+
+    async def _write(self, msg: dict[str, Any]) -> None:
+        data = (json.dumps(msg, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            await self.ws.send_bytes(data)
+        except (ConnectionError, RuntimeError) as err:
+            self._closed = True
+            raise SessionEnded from err
+        self._sent_count += 1
+        self.record.sent.append(msg)
+
+    async def _send(self, msg: dict[str, Any], *, audio_chunk: bool = False) -> None:
+        async with self._send_lock:
+            if self._closed:
+                raise SessionEnded
+            await self._fire_due("send")
+            if audio_chunk:
+                await self._fire_due("chunk")
+            if self._delay_s > 0:
+                await asyncio.sleep(self._delay_s)
+            await self._write(msg)
+            if audio_chunk:
+                self._chunk_count += 1
+            await self._fire_due("send")
+
+    # ------------------------------------------------------------------ faults
+
+    def take_fault(self, fault: Fault) -> None:
+        """Arm ``fault`` on this connection (counters start now)."""
+        active = _ActiveFault(fault, self._sent_count, self._turn_count, self._chunk_count)
+        self._faults.append(active)
+        untriggered = (
+            fault.after_server_messages is None
+            and fault.on_turn is None
+            and fault.at_audio_chunk is None
+        )
+        if untriggered and fault.kind == "delay":
+            active.fired = True
+            self._delay_s = fault.seconds
+            self.record.faults_fired.append("delay")
+        elif untriggered and self._ready:
+            self._spawn(self._fire_now())
+
+    async def _fire_now(self) -> None:
+        async with self._send_lock:
+            if not self._closed:
+                await self._fire_due("ready")
+
+    def _is_due(self, af: _ActiveFault, point: str) -> bool:
+        f = af.fault
+        if af.fired:
+            return False
+        if f.after_server_messages is not None:
+            reached = self._sent_count - af.base_sent >= f.after_server_messages
+            return point in ("send", "ready") and reached
+        if f.on_turn is not None:
+            return point == "turn" and self._turn_count - af.base_turn >= f.on_turn
+        if f.at_audio_chunk is not None:
+            return point == "chunk" and self._chunk_count - af.base_chunk + 1 >= f.at_audio_chunk
+        return point == "ready"
+
+    async def _fire_due(self, point: str) -> None:
+        for af in self._faults:
+            if self._is_due(af, point):
+                af.fired = True
+                await self._fire(af.fault)
+
+    async def _fire(self, fault: Fault) -> None:
+        self.record.faults_fired.append(fault.kind)
+        if fault.kind == "drop":
+            self._drop()
+        elif fault.kind == "close":
+            await self._close(fault.code, fault.reason)
+        elif fault.kind == "delay":
+            self._delay_s = fault.seconds
+        elif fault.kind == "malformed":
+            await self._raw(b'{\n  "serverContent": {\n    "modelTurn": {\n      "parts": [\n')
+        elif fault.kind == "huge":
+            size = fault.size or self.cfg.huge_frame_bytes
+            head = '{\n  "serverContent": {\n    "modelTurn": {\n      "parts": [\n        {\n'
+            head += '          "inlineData": {\n            "mimeType": "' + OUTPUT_MIME + '",\n'
+            head += '            "data": "'
+            tail = '"\n          }\n        }\n      ]\n    }\n  }\n}\n'
+            n = max(4, (size - len(head) - len(tail)) // 4 * 4)
+            await self._raw((head + "A" * n + tail).encode())
+        elif fault.kind == "go_away":
+            await self._write({"goAway": {"timeLeft": format_duration(fault.time_left_s)}})
+            self._spawn(self._end_after(fault.time_left_s))
+
+    async def _raw(self, data: bytes) -> None:
+        try:
+            await self.ws.send_bytes(data)
+        except (ConnectionError, RuntimeError) as err:
+            self._closed = True
+            raise SessionEnded from err
+
+    # ------------------------------------------------------------------ setup
+
+    async def _receive_json(self) -> dict[str, Any] | None:
+        msg = await self.ws.receive()
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return None
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return {}
+        try:
+            parsed = json.loads(msg.data)
+        except json.JSONDecodeError, UnicodeDecodeError:
+            raise ProtocolError(1007, "Invalid JSON payload received. Unexpected token.") from None
+        if not isinstance(parsed, dict):
+            raise ProtocolError(
+                1007,
+                "Invalid JSON payload received. Expected an object.",
+            )
+        return parsed
+
+    async def _serve(self) -> None:
+        for fault in self.emu.claim_faults(self):
+            self.take_fault(fault)
+        if self.record.method == "BidiGenerateContent":
+            if not self._credential:
+                await self._wait_first_frame()
+                raise ProtocolError(1008, MISSING_KEY)
+            if not self.emu.key_ok(self._credential):
+                await self._wait_first_frame()
+                raise ProtocolError(1007, BAD_API_KEY)
+        first = await self._receive_json()
+        if first is None:
+            raise SessionEnded
+        raw_setup = first.get("setup")
+        if isinstance(raw_setup, dict):
+            self.record.setup = raw_setup
+        msg = normalize("ClientMessage", first)
+        if list(msg) != ["setup"]:
+            raise ProtocolError(1007, INVALID_ARGUMENT, "the first message must be a setup")
+        setup = msg["setup"]
+        handle = setup.get("sessionResumption", {}).get("handle")
+        if self.record.method == "BidiGenerateContentConstrained":
+            setup = self.emu.apply_token(self._credential, setup, resuming=bool(handle))
+        spec = resolve_model(setup.get("model"), self.record.api_version)
+        validate_setup(spec, setup, self.record.api_version)
+        state: ResumableState | None = None
+        if handle:
+            state = self.emu.resume_state(handle)
+            if state.model != spec.name:
+                raise ProtocolError(
+                    1007, INVALID_ARGUMENT, "resumption handle belongs to another model"
+                )
+        if self.record.method == "BidiGenerateContentConstrained":
+            self.emu.consume_token(self._credential, resuming=state is not None)
+        self.spec = spec
+        self.setup = setup
+        self.record.effective_setup = setup
+        self.record.model = spec.name
+        if state is not None:
+            self.record.resumed_from = handle
+            self._history = copy.deepcopy(state.history)
+            self._pending = {p.id: copy.deepcopy(p) for p in state.pending}
+        self._init_audio()
+        await self._send({"setupComplete": {}})
+        self._ready = True
+        async with self._send_lock:
+            await self._fire_due("ready")
+        self._spawn(self._lifetime())
+        self._driver = asyncio.create_task(self._drive())
+        await self._read_loop()
+
+    async def _wait_first_frame(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.cfg.unauthenticated_wait_s):
+                await self.ws.receive()
+
+    def _init_audio(self) -> None:
+        aad = self._aad()
+        if not aad.get("disabled", False):
+            self._vad = EnergyVad(VadSettings.from_setup(aad, self.cfg.default_silence_ms), 16000)
+
+    def _aad(self) -> dict[str, Any]:
+        aad: dict[str, Any] = self.setup.get("realtimeInputConfig", {}).get(
+            "automaticActivityDetection", {}
+        )
+        return aad
+
+    @property
+    def _vad_disabled(self) -> bool:
+        return bool(self._aad().get("disabled", False))
+
+    @property
+    def _modality(self) -> str:
+        mods = self.setup.get("generationConfig", {}).get("responseModalities", [])
+        return "TEXT" if "TEXT" in mods else "AUDIO"
+
+    @property
+    def _voice(self) -> str:
+        gen = self.setup.get("generationConfig", {})
+        voice = gen.get("speechConfig", {}).get("voiceConfig", {}).get("prebuiltVoiceConfig", {})
+        return str(voice.get("voiceName", "Puck"))
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def _lifetime(self) -> None:
+        life = self.cfg.connection_lifetime_s
+        before = min(self.cfg.go_away_before_end_s, life)
+        if before > 0:
+            await asyncio.sleep(life - before)
+            await self._send({"goAway": {"timeLeft": format_duration(before)}})
+            await asyncio.sleep(before)
+        else:
+            await asyncio.sleep(life)
+        await self._end_connection()
+
+    async def _end_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self._end_connection()
+
+    async def _end_connection(self) -> None:
+        async with self._send_lock:
+            await self._close(self.cfg.lifetime_close_code, self.cfg.lifetime_close_reason)
+
+    # ------------------------------------------------------------------ reading
+
+    async def _read_loop(self) -> None:
+        while True:
+            parsed = await self._receive_json()
+            if parsed is None:
+                return
+            self.record.received.append(parsed)
+            self._client_index += 1
+            msg = normalize("ClientMessage", parsed)
+            if len(msg) != 1:
+                raise ProtocolError(1007, INVALID_ARGUMENT, "exactly one message type per frame")
+            ((kind, body),) = msg.items()
+            if kind == "setup":
+                raise ProtocolError(1007, INVALID_ARGUMENT, "setup sent twice")
+            if kind == "clientContent":
+                await self._on_client_content(body)
+            elif kind == "realtimeInput":
+                await self._on_realtime_input(body)
+            elif kind == "toolResponse":
+                await self._on_tool_response(body)
+            self._consumed_index = self._client_index
+
+    async def _on_client_content(self, body: dict[str, Any]) -> None:
+        texts: list[str] = []
+        for turn in body.get("turns", []):
+            role = turn.get("role") or "user"
+            text = "".join(p.get("text", "") for p in turn.get("parts", []) if not p.get("thought"))
+            self._history.append({"role": "model" if role == "model" else "user", "text": text})
+            if role != "model" and text:
+                texts.append(text)
+        if body.get("turnComplete"):
+            # Content sent here unconditionally interrupts the current generation.
+            await self._interrupt(cancel_calls=True)
+            text = " ".join(texts)
+            if not text:
+                users = [h["text"] for h in self._history if h["role"] == "user"]
+                text = users[-1] if users else ""
+            turn = self._take_scenario(text=text, is_audio=False)
+            self._enqueue(_Job("user", text=text, scenario_turn=turn))
+
+    async def _on_realtime_input(self, body: dict[str, Any]) -> None:
+        blobs: list[tuple[str, dict[str, Any]]] = []
+        if "audio" in body:
+            blobs.append(("audio", body["audio"]))
+        if "video" in body:
+            blobs.append(("video", body["video"]))
+        for blob in body.get("mediaChunks", []):
+            kind = "audio" if str(blob.get("mimeType", "")).startswith("audio/") else "video"
+            blobs.append((kind, blob))
+        for kind, blob in blobs:
+            if kind == "audio":
+                await self._on_audio(blob)
+            else:
+                self.record.video_frames += 1
+        if "activityStart" in body:
+            if not self._vad_disabled:
+                raise ProtocolError(
+                    1007, INVALID_ARGUMENT, "activityStart requires automatic VAD disabled"
+                )
+            if not self._activity_open:
+                self._activity_open = True
+                self._utterance_audio_ms = 0.0
+                await self._speech_started(0)
+        if "activityEnd" in body:
+            if not self._vad_disabled:
+                raise ProtocolError(
+                    1007, INVALID_ARGUMENT, "activityEnd requires automatic VAD disabled"
+                )
+            if self._activity_open:
+                self._activity_open = False
+                await self._utterance_ended(0)
+        if body.get("audioStreamEnd"):
+            if self._vad is None:
+                raise ProtocolError(1007, INVALID_ARGUMENT, "audioStreamEnd requires automatic VAD")
+            await self._on_vad_events(self._vad.flush())
+        if "text" in body:
+            text = body["text"]
+            if self._gen_running and self._interrupts:
+                await self._interrupt(cancel_calls=True)
+            self._history.append({"role": "user", "text": text})
+            turn = self._take_scenario(text=text, is_audio=False)
+            self._enqueue(_Job("user", text=text, scenario_turn=turn))
+
+    async def _on_audio(self, blob: dict[str, Any]) -> None:
+        rate = _pcm_rate(str(blob.get("mimeType", "audio/pcm")))
+        if self._sample_rate is None:
+            self._sample_rate = rate
+            if self._vad is not None:
+                self._vad = EnergyVad(self._vad.settings, rate)
+        elif rate != self._sample_rate:
+            raise ProtocolError(1007, f"Sample rate changed from {self._sample_rate} to {rate}.")
+        pcm = decode_bytes(str(blob.get("data", "")))
+        seconds = len(pcm) / 2 / rate
+        self._input_audio_s += seconds
+        if self._vad is not None:
+            await self._on_vad_events(self._vad.feed(pcm))
+        elif self._activity_open:
+            self._utterance_audio_ms += seconds * 1000
+
+    async def _on_vad_events(self, events: list[VadEvent]) -> None:
+        for event in events:
+            if event.kind == "start":
+                await self._speech_started(event.offset_ms)
+            else:
+                await self._utterance_ended(event.offset_ms)
+
+    @property
+    def _interrupts(self) -> bool:
+        handling = self.setup.get("realtimeInputConfig", {}).get("activityHandling")
+        return bool(handling != "NO_INTERRUPTION")
+
+    @property
+    def _gen_running(self) -> bool:
+        return self._gen is not None and not self._gen.done()
+
+    async def _speech_started(self, offset_ms: int) -> None:
+        self._utterance_start_ms = offset_ms
+        if self.setup.get("explicitVadSignal"):
+            await self._send({"voiceActivity": {"voiceActivityType": "ACTIVITY_START"}})
+        if self._gen_running and self._interrupts:
+            await self._interrupt(cancel_calls=True)
+
+    async def _utterance_ended(self, offset_ms: int) -> None:
+        if self.setup.get("explicitVadSignal"):
+            await self._send({"voiceActivity": {"voiceActivityType": "ACTIVITY_END"}})
+        transcript = self.emu.next_transcript()
+        turn = self.emu.scenario_peek()
+        if turn is not None and turn.audio:
+            transcript = turn.transcript or transcript
+        turn = self._take_scenario(text=transcript, is_audio=True)
+        self.record.utterances.append(
+            {"start_ms": self._utterance_start_ms, "end_ms": offset_ms, "transcript": transcript}
+        )
+        if "inputAudioTranscription" in self.setup:
+            pieces = _split_words(transcript, 2 if len(transcript.split()) > 3 else 1)
+            for i, piece in enumerate(pieces):
+                tr: dict[str, Any] = {"text": piece}
+                if i == len(pieces) - 1:
+                    tr["finished"] = True
+                await self._send({"serverContent": {"inputTranscription": tr}})
+        self._history.append({"role": "user", "text": transcript})
+        self._enqueue(_Job("user", text=transcript, scenario_turn=turn))
+
+    def _take_scenario(self, *, text: str, is_audio: bool) -> ScenarioTurn | None:
+        scenario = self.cfg.scenario
+        if scenario is None:
+            return None
+        return scenario.take(text=text, is_audio=is_audio)
+
+    async def _on_tool_response(self, body: dict[str, Any]) -> None:
+        for fr in body.get("functionResponses", []):
+            call_id = fr.get("id")
+            if not call_id:
+                raise ProtocolError(1007, INVALID_ARGUMENT, "functionResponse.id is required")
+            response = fr.get("response", {})
+            requested = fr.get("scheduling")
+            if requested is None and isinstance(response, dict):
+                inner = response.get("scheduling")
+                requested = inner if inner in SCHEDULINGS else None
+            call = self._pending.pop(call_id, None)
+            if call is None:
+                self.record.tool_responses.append(
+                    ToolResponseRecord(
+                        call_id, str(fr.get("name", "")), None, None, requested, response, "unknown"
+                    )
+                )
+                continue
+            self._history.append(
+                {"role": "tool", "name": call.name, "text": json.dumps(response, sort_keys=True)}
+            )
+            waiter = self._waiters.pop(call_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(response)
+                self._record_response(call, None, requested, response)
+                continue
+            if call.behavior != "NON_BLOCKING":
+                # A blocking call whose turn no longer waits: speak the result when idle.
+                self._record_response(call, "WHEN_IDLE", requested, response)
+                self._enqueue(_Job("tool_result", call=call, response=response))
+                continue
+            scheduling = requested if requested in SCHEDULINGS else "WHEN_IDLE"
+            self._record_response(call, scheduling, requested, response)
+            if scheduling == "WHEN_IDLE":
+                self._enqueue(_Job("tool_result", call=call, response=response))
+            elif scheduling == "INTERRUPT":
+                await self._interrupt(cancel_calls=False)
+                self._enqueue(_Job("tool_result", call=call, response=response), front=True)
+
+    def _record_response(
+        self, call: PendingCallState, scheduling: str | None, requested: Any, response: Any
+    ) -> None:
+        self.record.tool_responses.append(
+            ToolResponseRecord(
+                call.id, call.name, call.behavior, scheduling, requested, response, "applied"
+            )
+        )
+
+    # ------------------------------------------------------------------ turn engine
+
+    def _enqueue(self, job: _Job, *, front: bool = False) -> None:
+        if front:
+            self._jobs.appendleft(job)
+        else:
+            self._jobs.append(job)
+        self._jobs_event.set()
+
+    async def _drive(self) -> None:
+        while True:
+            while not self._jobs:
+                self._jobs_event.clear()
+                await self._jobs_event.wait()
+            job = self._jobs.popleft()
+            self._gen = asyncio.create_task(self._generate(job))
+            await asyncio.wait([self._gen])
+            gen, self._gen = self._gen, None
+            if gen.cancelled():
+                continue
+            exc = gen.exception()
+            if exc is None:
+                continue
+            if isinstance(exc, SessionEnded):
+                return
+            _LOGGER.error("Emulator turn failed", exc_info=exc)
+            async with self._send_lock:
+                await self._close(1011, INTERNAL)
+
+    async def _interrupt(self, *, cancel_calls: bool) -> None:
+        gen = self._gen
+        if gen is None or gen.done():
+            return
+        self._interrupting = True
+        self._interrupt_cancels_calls = cancel_calls
+        gen.cancel()
+        await asyncio.wait([gen])
+        self._interrupting = False
+
+    async def _generate(self, job: _Job) -> None:
+        self._turn = _TurnState()
+        self._turn_count += 1
+        try:
+            async with self._send_lock:
+                await self._fire_due("turn")
+            if self.cfg.reply_delay_s > 0:
+                await asyncio.sleep(self.cfg.reply_delay_s)
+            await self._run_turn(self._plan(job), job)
+        except asyncio.CancelledError:
+            if self._interrupting and not self._closed:
+                self._interrupting = False
+                await self._emit_interrupted()
+            raise
+
+    def _plan(self, job: _Job) -> list[Step]:
+        if job.kind == "tool_result" and job.call is not None:
+            call = job.call
+            return [Say(rules.confirmation(call.name, call.args, job.response))]
+        if job.scenario_turn is not None:
+            return list(job.scenario_turn.steps)
+        assert self.spec is not None
+        decls = function_declarations(self.setup)
+        non_blocking = {
+            str(d["name"]) for d in decls if behavior_of(self.spec, d) == "NON_BLOCKING"
+        }
+        has_search = any("googleSearch" in t for t in self.setup.get("tools", []))
+        return rules.plan_reply(
+            job.text, self._history, decls, has_search=has_search, non_blocking=non_blocking
+        )
+
+    async def _run_turn(self, steps: list[Step], job: _Job) -> None:
+        assert self.spec is not None
+        thinking = self.setup.get("generationConfig", {}).get("thinkingConfig", {})
+        show_thoughts = bool(thinking.get("includeThoughts")) and self.spec.visible_thoughts
+        if show_thoughts and job.kind == "user" and not any(isinstance(s, Thought) for s in steps):
+            steps = [Thought(f"**Responding to the request**\n\nThe user said: {job.text}"), *steps]
+        end = EndTurn()
+        for step in steps:
+            if isinstance(step, Say):
+                await self._say(step.text)
+            elif isinstance(step, Thought):
+                if show_thoughts:
+                    self._turn.thought_chars += len(step.text)
+                    part = {"text": step.text, "thought": True}
+                    await self._send({"serverContent": {"modelTurn": {"parts": [part]}}})
+            elif isinstance(step, ToolCall):
+                await self._tool_call(step)
+            elif isinstance(step, SayResult):
+                if self._turn.last_result is not None:
+                    name, args, response = self._turn.last_result
+                    await self._say(rules.confirmation(name, args, response))
+            elif isinstance(step, Delay):
+                await asyncio.sleep(step.seconds)
+            elif isinstance(step, Interrupted):
+                await self._emit_interrupted(cancel=False)
+                return
+            elif isinstance(step, GoAway):
+                await self._send({"goAway": {"timeLeft": format_duration(step.time_left_s)}})
+                self._spawn(self._end_after(step.time_left_s))
+            elif isinstance(step, Grounding):
+                meta = step.metadata or rules.default_grounding(step.query or job.text)
+                await self._send({"serverContent": {"groundingMetadata": meta}})
+            elif isinstance(step, EndTurn):
+                end = step
+        await self._send({"serverContent": {"generationComplete": True}})
+        await self._turn_complete(end)
+
+    async def _tool_call(self, step: ToolCall) -> None:
+        assert self.spec is not None
+        decl = rules.find_function(function_declarations(self.setup), step.name)
+        name = str(decl["name"]) if decl is not None else step.name
+        behavior = behavior_of(self.spec, decl) if decl is not None else "BLOCKING"
+        call_id = f"function-call-{self._call_rng.randrange(10**18, 10**19)}"
+        call = PendingCallState(call_id, name, dict(step.args), behavior)
+        self._pending[call_id] = call
+        wait = step.wait_for_response
+        if wait is None:
+            wait = behavior == "BLOCKING"
+        waiter: asyncio.Future[Any] | None = None
+        if wait:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters[call_id] = waiter
+            self._turn.waits.append(call_id)
+        await self._send(
+            {"toolCall": {"functionCalls": [{"name": name, "args": call.args, "id": call_id}]}}
+        )
+        if waiter is not None:
+            response = await waiter
+            self._turn.waits.remove(call_id)
+            self._turn.last_result = (name, call.args, response)
+
+    async def _say(self, text: str) -> None:
+        if not text:
+            return
+        if self._modality == "TEXT":
+            for piece in _split_words(text, math.ceil(len(text.split()) / 5)):
+                self._turn.text_chars += len(piece)
+                await self._send({"serverContent": {"modelTurn": {"parts": [{"text": piece}]}}})
+            self._history.append({"role": "model", "text": text})
+            return
+        speech = synthesize(
+            text, voice=self._voice, seed=self.cfg.seed, ms_per_char=self.cfg.ms_per_char
+        )
+        transcribe = "outputAudioTranscription" in self.setup
+        chunk = max(2, OUTPUT_RATE * self.cfg.audio_chunk_ms // 1000 * 2)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        next_word = 0
+        for offset in range(0, len(speech.pcm), chunk):
+            if transcribe:
+                end_sample = (offset + chunk) // 2
+                words: list[str] = []
+                while next_word < len(speech.words) and speech.word_starts[next_word] < end_sample:
+                    words.append(speech.words[next_word])
+                    next_word += 1
+                if words:
+                    piece = " ".join(words)
+                    if self._turn.transcript_started:
+                        piece = " " + piece
+                    self._turn.transcript_started = True
+                    await self._send({"serverContent": {"outputTranscription": {"text": piece}}})
+            data = speech.pcm[offset : offset + chunk]
+            part = {"inlineData": {"mimeType": OUTPUT_MIME, "data": _b64(data)}}
+            await self._send({"serverContent": {"modelTurn": {"parts": [part]}}}, audio_chunk=True)
+            self._turn.audio_s += len(data) / 2 / OUTPUT_RATE
+            if self.cfg.pace > 0:
+                target = t0 + (offset + len(data)) / 2 / OUTPUT_RATE * self.cfg.pace
+                delay = target - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        self._history.append({"role": "model", "text": text})
+
+    def _usage(self) -> dict[str, Any]:
+        text_tokens = PROMPT_OVERHEAD_TOKENS + sum(len(h["text"]) for h in self._history) // 4
+        system = self.setup.get("systemInstruction", {})
+        text_tokens += sum(len(p.get("text", "")) for p in system.get("parts", [])) // 4
+        audio_tokens = math.ceil(self._input_audio_s * AUDIO_IN_TOKENS_PER_S)
+        prompt_details = [{"modality": "TEXT", "tokenCount": text_tokens}]
+        if audio_tokens:
+            prompt_details.append({"modality": "AUDIO", "tokenCount": audio_tokens})
+        response_details = []
+        out_audio = math.ceil(self._turn.audio_s * AUDIO_OUT_TOKENS_PER_S)
+        out_text = math.ceil(self._turn.text_chars / 4)
+        if out_text:
+            response_details.append({"modality": "TEXT", "tokenCount": out_text})
+        if out_audio:
+            response_details.append({"modality": "AUDIO", "tokenCount": out_audio})
+        prompt = text_tokens + audio_tokens
+        response = out_text + out_audio
+        thoughts = math.ceil(self._turn.thought_chars / 4)
+        usage: dict[str, Any] = {
+            "promptTokenCount": prompt,
+            "responseTokenCount": response,
+        }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        usage["totalTokenCount"] = prompt + response + thoughts
+        usage["promptTokensDetails"] = prompt_details
+        if response_details:
+            usage["responseTokensDetails"] = response_details
+        return usage
+
+    async def _turn_complete(self, end: EndTurn) -> None:
+        content: dict[str, Any] = {"turnComplete": True}
+        if end.turn_complete_reason is not None:
+            content["turnCompleteReason"] = end.turn_complete_reason
+        if end.waiting_for_input is not None:
+            content["waitingForInput"] = end.waiting_for_input
+        await self._send({"serverContent": content, "usageMetadata": self._usage()})
+        await self._resumption_update()
+
+    async def _emit_interrupted(self, *, cancel: bool = True) -> None:
+        cancelled: list[str] = []
+        if cancel:
+            for call_id in list(self._turn.waits):
+                self._waiters.pop(call_id, None)
+                if self._pending.pop(call_id, None) is not None:
+                    cancelled.append(call_id)
+            self._turn.waits.clear()
+            if self._interrupt_cancels_calls:
+                for call_id, call in list(self._pending.items()):
+                    if call.behavior == "NON_BLOCKING" and call_id not in self._waiters:
+                        del self._pending[call_id]
+                        cancelled.append(call_id)
+        await self._send({"serverContent": {"interrupted": True}})
+        await self._send({"serverContent": {"turnComplete": True}, "usageMetadata": self._usage()})
+        if cancelled:
+            await self._send({"toolCallCancellation": {"ids": cancelled}})
+        await self._resumption_update()
+
+    async def _resumption_update(self) -> None:
+        resumption = self.setup.get("sessionResumption")
+        if resumption is None:
+            return
+        assert self.spec is not None
+        self._handle_count += 1
+        digest = hashlib.sha256(
+            f"{self.cfg.seed}:{self.record.index}:{self._handle_count}".encode()
+        ).digest()
+        handle = base64.urlsafe_b64encode(digest + digest[:12]).decode("ascii").rstrip("=")
+        self.emu.store_state(
+            ResumableState(
+                handle=handle,
+                model=self.spec.name,
+                history=copy.deepcopy(self._history),
+                pending=[
+                    copy.deepcopy(p) for p in self._pending.values() if p.id not in self._waiters
+                ],
+                created=asyncio.get_running_loop().time(),
+                connection_index=self.record.index,
+            )
+        )
+        self.record.handles.append(handle)
+        update: dict[str, Any] = {"newHandle": handle, "resumable": True}
+        if resumption.get("transparent"):
+            update["lastConsumedClientMessageIndex"] = str(self._consumed_index)
+        await self._send({"sessionResumptionUpdate": update})
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
