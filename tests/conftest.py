@@ -1,11 +1,15 @@
-"""Shared fixtures for the Gemini Live tests."""
+"""Shared fixtures: a real Home Assistant (phcc) and the offline Live emulator on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from homeassistant.const import CONF_API_KEY
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_PROMPT
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -13,7 +17,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 # Import our component before phcc mounts its testing_config, so ours is the
 # `custom_components` package HA finds (see ha-internals.md, "phcc testing").
 import custom_components.gemini_live  # noqa: F401
-from custom_components.gemini_live.const import CONF_ENDPOINT, DOMAIN
+from custom_components.gemini_live.const import (
+    CONF_ENDPOINT,
+    DEFAULT_PROMPT,
+    DOMAIN,
+    RECOMMENDED_AGENT_OPTIONS,
+    SUBENTRY_AGENT,
+)
+from live_emulator import EmulatorConfig, LiveEmulator
 
 TEST_API_KEY = "AIzaTESTKEY-0123456789abcdefghijklmnopq"
 
@@ -23,19 +34,80 @@ def auto_enable_custom_integrations(enable_custom_integrations: Any) -> None:
     """Enable loading custom integrations in every test."""
 
 
-@pytest.fixture
-def mock_config_entry() -> MockConfigEntry:
-    """A config entry for our integration (not yet added to hass)."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Gemini Live",
-        data={CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: ""},
-        version=2,
-        minor_version=1,
-    )
-
-
 @pytest.fixture(autouse=True)
 async def setup_homeassistant(hass: HomeAssistant) -> None:
     """Set up the `homeassistant` core integration (conversation depends on it)."""
     assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    """Emulator settings: instant replies, one valid key (tests may override)."""
+    return EmulatorConfig(api_keys=frozenset({TEST_API_KEY}), pace=0.0)
+
+
+@pytest.fixture
+async def emulator(
+    socket_enabled: None, emulator_config: EmulatorConfig
+) -> AsyncIterator[LiveEmulator]:
+    """The offline Live emulator, on the test's event loop."""
+    async with LiveEmulator(emulator_config, host="127.0.0.1", port=0) as emu:
+        yield emu
+
+
+def agent_data(**overrides: Any) -> dict[str, Any]:
+    """Agent subentry data: recommended options + Assist."""
+    return {
+        **RECOMMENDED_AGENT_OPTIONS,
+        CONF_PROMPT: DEFAULT_PROMPT,
+        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+        **overrides,
+    }
+
+
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    """The agent's options (tests override this fixture to change them)."""
+    return agent_data()
+
+
+@pytest.fixture
+def mock_config_entry(emulator: LiveEmulator, agent_options: dict[str, Any]) -> MockConfigEntry:
+    """A config entry pointing at the emulator, with one agent subentry."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Gemini Live",
+        data={CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: emulator.http_url},
+        version=2,
+        minor_version=1,
+        subentries_data=[
+            {
+                "subentry_type": SUBENTRY_AGENT,
+                "data": agent_options,
+                "title": "Gemini Live",
+                "unique_id": None,
+            }
+        ],
+    )
+
+
+@pytest.fixture
+async def setup_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """The entry, set up; unloaded before the emulator stops."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    yield mock_config_entry
+    await hass.async_block_till_done()  # e.g. a reload started by reauth/reconfigure
+    if mock_config_entry.state is ConfigEntryState.LOADED:
+        await hass.config_entries.async_unload(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+
+
+async def wait_for(predicate: Callable[[], object], within: float = 5.0) -> None:
+    """Wait (bounded) until ``predicate()`` is truthy: a condition, never a fixed sleep."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polls records the emulator keeps
+            await asyncio.sleep(0.005)

@@ -1,4 +1,4 @@
-"""Config flow tests."""
+"""Config flow tests (against the emulator)."""
 
 from __future__ import annotations
 
@@ -6,42 +6,135 @@ from homeassistant import config_entries
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.gemini_live.const import CONF_ENDPOINT, DOMAIN
+from custom_components.gemini_live.const import CONF_ENDPOINT, DOMAIN, SUBENTRY_AGENT
+from live_emulator import Fault, LiveEmulator
 
 from .conftest import TEST_API_KEY
 
 
-async def test_user_flow_creates_entry(hass: HomeAssistant) -> None:
-    """The user step asks for the key and creates an entry with it."""
+async def test_user_flow_creates_entry(hass: HomeAssistant, emulator: LiveEmulator) -> None:
+    """The user step validates the key with a live session and creates an entry + agent."""
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": config_entries.SOURCE_USER}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
-    assert result["errors"] is None
 
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_API_KEY: f"  {TEST_API_KEY} "}
+        result["flow_id"], {CONF_API_KEY: f"  {TEST_API_KEY} ", CONF_ENDPOINT: emulator.http_url}
     )
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "Gemini Live"
-    assert result["data"] == {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: ""}
-    entries = hass.config_entries.async_entries(DOMAIN)
-    assert len(entries) == 1
-    assert entries[0].state is config_entries.ConfigEntryState.LOADED
+    assert result["data"] == {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: emulator.http_url}
+    entry = result["result"]
+    assert [s.subentry_type for s in entry.subentries.values()] == [SUBENTRY_AGENT]
+    assert entry.state is config_entries.ConfigEntryState.LOADED
+    assert emulator.connections[0].setup is not None
 
 
-async def test_same_key_aborts(hass: HomeAssistant, mock_config_entry: MockConfigEntry) -> None:
-    """A second entry with the same API key is refused."""
-    mock_config_entry.add_to_hass(hass)
+@pytest.mark.parametrize(
+    ("fault", "key", "error"),
+    [
+        (None, "wrong-key", "invalid_auth"),
+        (
+            Fault(
+                "close",
+                after_server_messages=0,
+                code=1008,
+                reason="models/x is not found for API version v1beta",
+            ),
+            None,
+            "model_not_found",
+        ),
+        (
+            Fault(
+                "close",
+                after_server_messages=0,
+                code=1011,
+                reason="You exceeded your current quota.",
+            ),
+            None,
+            "quota_exceeded",
+        ),
+    ],
+)
+async def test_user_flow_errors(
+    hass: HomeAssistant, emulator: LiveEmulator, fault: Fault | None, key: str | None, error: str
+) -> None:
+    """Each server answer maps to a clear form error; fixing it then succeeds."""
+    if fault is not None:
+        emulator.inject(fault)
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": config_entries.SOURCE_USER}
     )
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_API_KEY: TEST_API_KEY}
+        result["flow_id"], {CONF_API_KEY: key or TEST_API_KEY, CONF_ENDPOINT: emulator.http_url}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: emulator.http_url}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_no_network(hass: HomeAssistant, socket_enabled: None) -> None:
+    """Nothing listening at the endpoint -> cannot_connect."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: "http://127.0.0.1:9"}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_same_key_aborts(hass: HomeAssistant, setup_integration: MockConfigEntry) -> None:
+    """A second entry with the same API key is refused."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: setup_integration.data[CONF_ENDPOINT]},
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+async def test_reauth(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+) -> None:
+    """Reauth replaces the key after validating it."""
+    emulator.config.api_keys = frozenset({TEST_API_KEY, "new-key"})
+    result = await setup_integration.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "user"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: "wrong", CONF_ENDPOINT: emulator.http_url}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: "new-key", CONF_ENDPOINT: emulator.http_url}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert setup_integration.data[CONF_API_KEY] == "new-key"
+
+
+async def test_reconfigure(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+) -> None:
+    """Reconfigure changes the endpoint/key after validating them."""
+    result = await setup_integration.start_reconfigure_flow(hass)
+    assert result["step_id"] == "user"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: emulator.http_url + "/"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert setup_integration.data[CONF_ENDPOINT] == emulator.http_url

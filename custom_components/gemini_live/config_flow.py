@@ -2,26 +2,133 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
-from homeassistant.const import CONF_API_KEY
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_NAME, CONF_PROMPT
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import llm
 from homeassistant.helpers.selector import (
+    BooleanSelector,
+    EntitySelector,
+    EntitySelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TemplateSelector,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
 )
 import probatio as vol
 
-from .const import CONF_ENDPOINT, DEFAULT_TITLE, DOMAIN
-
-STEP_USER_SCHEMA = vol.Schema(
-    {
-        vol.Required(CONF_API_KEY): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.PASSWORD)
-        ),
-    }
+from .const import (
+    CONF_ACTIVITY_HANDLING,
+    CONF_AFFECTIVE_DIALOG,
+    CONF_ANNOUNCE_TARGET,
+    CONF_COMPRESSION,
+    CONF_COMPRESSION_TARGET,
+    CONF_COMPRESSION_TRIGGER,
+    CONF_END_SENSITIVITY,
+    CONF_ENDPOINT,
+    CONF_FAILURE_SCHEDULING,
+    CONF_GOOGLE_SEARCH,
+    CONF_IDLE_TIMEOUT,
+    CONF_INCLUDE_THOUGHTS,
+    CONF_LANGUAGE,
+    CONF_MEDIA_RESOLUTION,
+    CONF_MODEL,
+    CONF_PREFIX_PADDING_MS,
+    CONF_PROACTIVE_AUDIO,
+    CONF_RESPONSE_MODALITY,
+    CONF_SILENCE_DURATION_MS,
+    CONF_START_SENSITIVITY,
+    CONF_SUCCESS_SCHEDULING,
+    CONF_TEMPERATURE,
+    CONF_THINKING_BUDGET,
+    CONF_THINKING_LEVEL,
+    CONF_TOOL_BEHAVIOR,
+    CONF_TOOL_TIMEOUT,
+    CONF_VAD_MODE,
+    CONF_VOICE,
+    DEFAULT_AGENT_NAME,
+    DEFAULT_PROMPT,
+    DEFAULT_TITLE,
+    DOMAIN,
+    LOGGER,
+    RECOMMENDED_AGENT_OPTIONS,
+    SUBENTRY_AGENT,
+    TOOL_BEHAVIOR_AUTO,
+    TOOL_BEHAVIOR_BLOCKING,
+    VAD_AUTO,
+    VAD_MANUAL,
 )
+from .live.connection import (
+    AuthenticationError,
+    CannotConnectError,
+    LiveError,
+    ModelNotFoundError,
+    QuotaExceededError,
+)
+from .live.messages import (
+    VOICES,
+    ActivityHandling,
+    EndSensitivity,
+    MediaResolution,
+    Modality,
+    Scheduling,
+    StartSensitivity,
+    ThinkingLevel,
+)
+from .live.models import MODELS, Status, get_model
+from .options import offered_options
+from .validation import async_validate_credentials
+
+
+def _user_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_API_KEY): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.PASSWORD)
+            ),
+            vol.Optional(
+                CONF_ENDPOINT, description={"suggested_value": defaults.get(CONF_ENDPOINT)}
+            ): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
+        }
+    )
+
+
+async def _validate(hass: HomeAssistant, data: Mapping[str, Any]) -> dict[str, str]:
+    """Open a real Live session with the credentials; map failures to form errors."""
+    try:
+        await async_validate_credentials(hass, data[CONF_API_KEY], data.get(CONF_ENDPOINT) or None)
+    except AuthenticationError:
+        return {"base": "invalid_auth"}
+    except ModelNotFoundError:
+        return {"base": "model_not_found"}
+    except QuotaExceededError:
+        return {"base": "quota_exceeded"}
+    except CannotConnectError:
+        return {"base": "cannot_connect"}
+    except LiveError:
+        LOGGER.exception("Unexpected error validating the Gemini API key")
+        return {"base": "unknown"}
+    return {}
 
 
 class GeminiLiveConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -31,11 +138,264 @@ class GeminiLiveConfigFlow(ConfigFlow, domain=DOMAIN):
     MINOR_VERSION = 1
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the API key."""
+        """Ask for the API key (and optionally an endpoint), validated live."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            api_key = user_input[CONF_API_KEY].strip()
-            self._async_abort_entries_match({CONF_API_KEY: api_key})
-            return self.async_create_entry(
-                title=DEFAULT_TITLE, data={CONF_API_KEY: api_key, CONF_ENDPOINT: ""}
+            data = _clean(user_input)
+            if self.source == SOURCE_USER:
+                self._async_abort_entries_match({CONF_API_KEY: data[CONF_API_KEY]})
+            if not (errors := await _validate(self.hass, data)):
+                if self.source == SOURCE_REAUTH:
+                    return self.async_update_reload_and_abort(
+                        self._get_reauth_entry(), data_updates=data
+                    )
+                if self.source == SOURCE_RECONFIGURE:
+                    return self.async_update_reload_and_abort(
+                        self._get_reconfigure_entry(), data_updates=data
+                    )
+                return self.async_create_entry(
+                    title=DEFAULT_TITLE,
+                    data=data,
+                    subentries=[
+                        {
+                            "subentry_type": SUBENTRY_AGENT,
+                            "data": {
+                                **RECOMMENDED_AGENT_OPTIONS,
+                                CONF_PROMPT: DEFAULT_PROMPT,
+                                CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+                            },
+                            "title": DEFAULT_AGENT_NAME,
+                            "unique_id": None,
+                        }
+                    ],
+                )
+        defaults = user_input or {}
+        if self.source in (SOURCE_REAUTH, SOURCE_RECONFIGURE):
+            entry = self._current_entry()
+            defaults = {CONF_ENDPOINT: entry.data.get(CONF_ENDPOINT), **defaults}
+        return self.async_show_form(
+            step_id="user",
+            data_schema=_user_schema(defaults),
+            errors=errors,
+            description_placeholders={"api_key_url": "https://aistudio.google.com/app/apikey"},
+        )
+
+    def _current_entry(self) -> ConfigEntry:
+        if self.source == SOURCE_REAUTH:
+            return self._get_reauth_entry()
+        return self._get_reconfigure_entry()
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The service rejected the key: ask for a new one."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Tell the user why, then show the key form."""
+        if user_input is not None:
+            return await self.async_step_user()
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            description_placeholders={CONF_NAME: self._get_reauth_entry().title},
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the key or endpoint of an existing entry."""
+        return await self.async_step_user(user_input)
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Agents are subentries."""
+        return {SUBENTRY_AGENT: AgentSubentryFlow}
+
+
+def _clean(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    endpoint = str(user_input.get(CONF_ENDPOINT) or "").strip().rstrip("/")
+    return {CONF_API_KEY: str(user_input[CONF_API_KEY]).strip(), CONF_ENDPOINT: endpoint}
+
+
+# ------------------------------------------------------------------------------------------------
+# Agent subentries
+# ------------------------------------------------------------------------------------------------
+
+
+def _select(options: list[str], *, translation_key: str | None = None) -> SelectSelector:
+    config = SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN)
+    if translation_key:
+        config["translation_key"] = translation_key
+    return SelectSelector(config)
+
+
+def _number(low: float, high: float, step: float, unit: str | None = None) -> NumberSelector:
+    config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
+    if unit:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
+def _model_options() -> list[SelectOptionDict]:
+    return [
+        SelectOptionDict(value=m.id, label=f"{m.id} ({m.status.value})")
+        for m in MODELS.values()
+        if m.status is not Status.RETIRED
+    ]
+
+
+# option key -> selector factory, in display order
+_LIVE_SELECTORS: dict[str, Any] = {
+    CONF_RESPONSE_MODALITY: lambda: _select(
+        [m.value for m in Modality], translation_key=CONF_RESPONSE_MODALITY
+    ),
+    CONF_VOICE: lambda: _select(list(VOICES)),
+    CONF_LANGUAGE: TextSelector,
+    CONF_TEMPERATURE: lambda: _number(0, 2, 0.05),
+    CONF_THINKING_BUDGET: lambda: _number(-1, 24576, 1, "tokens"),
+    CONF_THINKING_LEVEL: lambda: _select(
+        [t.value for t in ThinkingLevel], translation_key=CONF_THINKING_LEVEL
+    ),
+    CONF_INCLUDE_THOUGHTS: BooleanSelector,
+    CONF_AFFECTIVE_DIALOG: BooleanSelector,
+    CONF_PROACTIVE_AUDIO: BooleanSelector,
+    CONF_VAD_MODE: lambda: _select([VAD_AUTO, VAD_MANUAL], translation_key=CONF_VAD_MODE),
+    CONF_START_SENSITIVITY: lambda: _select(
+        [s.value for s in StartSensitivity], translation_key=CONF_START_SENSITIVITY
+    ),
+    CONF_END_SENSITIVITY: lambda: _select(
+        [s.value for s in EndSensitivity], translation_key=CONF_END_SENSITIVITY
+    ),
+    CONF_PREFIX_PADDING_MS: lambda: _number(0, 2000, 10, "ms"),
+    CONF_SILENCE_DURATION_MS: lambda: _number(50, 5000, 10, "ms"),
+    CONF_ACTIVITY_HANDLING: lambda: _select(
+        [a.value for a in ActivityHandling], translation_key=CONF_ACTIVITY_HANDLING
+    ),
+    CONF_MEDIA_RESOLUTION: lambda: _select(
+        [r.value for r in MediaResolution], translation_key=CONF_MEDIA_RESOLUTION
+    ),
+    CONF_COMPRESSION: BooleanSelector,
+    CONF_COMPRESSION_TRIGGER: lambda: _number(1000, 131072, 100, "tokens"),
+    CONF_COMPRESSION_TARGET: lambda: _number(500, 131072, 100, "tokens"),
+    CONF_GOOGLE_SEARCH: BooleanSelector,
+}
+
+
+class AgentSubentryFlow(ConfigSubentryFlow):
+    """Create or reconfigure a Gemini Live agent: model first, then what that model accepts."""
+
+    options: dict[str, Any]
+
+    @property
+    def _is_new(self) -> bool:
+        return self.source == SOURCE_USER
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """New agent."""
+        self.options = {**RECOMMENDED_AGENT_OPTIONS, CONF_PROMPT: DEFAULT_PROMPT}
+        return await self.async_step_agent()
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Existing agent."""
+        self.options = dict(self._get_reconfigure_subentry().data)
+        return await self.async_step_agent()
+
+    async def async_step_agent(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Name, model, prompt, LLM APIs and tool policy."""
+        if self._get_entry().state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        if user_input is not None:
+            if not user_input.get(CONF_LLM_HASS_API):
+                user_input.pop(CONF_LLM_HASS_API, None)
+                self.options.pop(CONF_LLM_HASS_API, None)
+            self.options.update(user_input)
+            return await self.async_step_live()
+
+        apis = [
+            SelectOptionDict(label=api.name, value=api.id) for api in llm.async_get_apis(self.hass)
+        ]
+        schema: dict[Any, Any] = {}
+        if self._is_new:
+            schema[vol.Required(CONF_NAME, default=DEFAULT_AGENT_NAME)] = str
+        schema.update(
+            {
+                vol.Required(CONF_MODEL, default=self.options[CONF_MODEL]): SelectSelector(
+                    SelectSelectorConfig(options=_model_options(), mode=SelectSelectorMode.LIST)
+                ),
+                vol.Optional(
+                    CONF_PROMPT,
+                    description={"suggested_value": self.options.get(CONF_PROMPT)},
+                ): TemplateSelector(),
+                vol.Optional(
+                    CONF_LLM_HASS_API,
+                    description={"suggested_value": self.options.get(CONF_LLM_HASS_API)},
+                ): SelectSelector(SelectSelectorConfig(options=apis, multiple=True)),
+                vol.Required(
+                    CONF_TOOL_BEHAVIOR,
+                    default=self.options.get(CONF_TOOL_BEHAVIOR, TOOL_BEHAVIOR_AUTO),
+                ): _select(
+                    [TOOL_BEHAVIOR_AUTO, TOOL_BEHAVIOR_BLOCKING],
+                    translation_key=CONF_TOOL_BEHAVIOR,
+                ),
+                vol.Required(
+                    CONF_SUCCESS_SCHEDULING,
+                    default=self.options.get(CONF_SUCCESS_SCHEDULING, Scheduling.SILENT.value),
+                ): _select([s.value for s in Scheduling], translation_key="scheduling"),
+                vol.Required(
+                    CONF_FAILURE_SCHEDULING,
+                    default=self.options.get(CONF_FAILURE_SCHEDULING, Scheduling.INTERRUPT.value),
+                ): _select([s.value for s in Scheduling], translation_key="scheduling"),
+                vol.Required(
+                    CONF_TOOL_TIMEOUT, default=self.options.get(CONF_TOOL_TIMEOUT, 30)
+                ): _number(1, 600, 1, "s"),
+                vol.Required(
+                    CONF_IDLE_TIMEOUT, default=self.options.get(CONF_IDLE_TIMEOUT, 300)
+                ): _number(10, 3600, 10, "s"),
+                vol.Optional(
+                    CONF_ANNOUNCE_TARGET,
+                    description={"suggested_value": self.options.get(CONF_ANNOUNCE_TARGET)},
+                ): EntitySelector(
+                    EntitySelectorConfig(domain=["media_player", "assist_satellite"])
+                ),
+            }
+        )
+        return self.async_show_form(step_id="agent", data_schema=vol.Schema(schema))
+
+    async def async_step_live(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Live settings the chosen model accepts (and only those)."""
+        offered = offered_options(get_model(self.options[CONF_MODEL]))
+        if user_input is not None:
+            # Drop settings the model does not accept (e.g. left from another model).
+            for key in _LIVE_SELECTORS:
+                if key not in offered:
+                    self.options.pop(key, None)
+            self.options.update(user_input)
+            if self._is_new:
+                name = self.options.pop(CONF_NAME)
+                return self.async_create_entry(title=name, data=self.options)
+            return self.async_update_and_abort(
+                self._get_entry(), self._get_reconfigure_subentry(), data=self.options
             )
-        return self.async_show_form(step_id="user", data_schema=STEP_USER_SCHEMA)
+        schema: dict[Any, Any] = {}
+        for key, factory in _LIVE_SELECTORS.items():
+            if key not in offered:
+                continue
+            current = self.options.get(key)
+            marker = (
+                vol.Optional(key, default=current)
+                if isinstance(current, bool)
+                else vol.Optional(key, description={"suggested_value": current})
+            )
+            schema[marker] = factory()
+        return self.async_show_form(
+            step_id="live",
+            data_schema=vol.Schema(schema),
+            description_placeholders={"model": self.options[CONF_MODEL]},
+        )
