@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+from collections.abc import AsyncIterator
+import io
 from typing import Any
 
+from homeassistant.components.camera import Camera
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
+from homeassistant.setup import async_setup_component
+from PIL import Image
 import probatio as vol
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockPlatform,
+    mock_platform,
+)
 
 from live_emulator import EmulatorConfig, LiveEmulator, Scenario
 
@@ -103,6 +114,19 @@ TURNS = {
                 {"delay": 30},
             ],
         },
+        {
+            "match": {"text": "front door"},
+            "steps": [
+                {
+                    "tool_call": {
+                        "name": "look_at_camera",
+                        "args": {"camera": "camera.front_door"},
+                        "wait_for_response": True,
+                    }
+                },
+                {"say": "I see a parcel at the front door."},
+            ],
+        },
     ]
 }
 
@@ -184,3 +208,78 @@ async def test_cancellation_mid_tool(
     content = chat_content(hass, result.conversation_id)
     [tool_result] = [c for c in content if c.role == "tool_result"]
     assert tool_result.result.data == {"error": "Cancelled"}
+
+
+def _jpeg() -> bytes:
+    image = Image.new("RGB", (64, 48), (200, 30, 30))
+    out = io.BytesIO()
+    image.save(out, format="JPEG")
+    return out.getvalue()
+
+
+class _FrontDoor(Camera):
+    _attr_name = "Front door"
+    _attr_unique_id = "front_door"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested: list[int | None] = []
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes:
+        self.requested.append(width)
+        return _jpeg()
+
+
+@pytest.mark.scripted("front door")
+@pytest.mark.usefixtures("test_api")
+async def test_look_at_camera_sends_a_frame(
+    hass: HomeAssistant, setup_integration_with_camera: _FrontDoor, emulator: LiveEmulator
+) -> None:
+    """look_at_camera sends the exposed camera's JPEG as a realtime video frame."""
+    result = await converse(hass, "what is at the front door")
+    setup = emulator.connections[-1].setup
+    assert setup is not None
+    look = next(
+        f for f in setup["tools"][0]["functionDeclarations"] if f["name"] == "look_at_camera"
+    )
+    assert look["parameters"]["properties"]["camera"]["enum"] == ["camera.front_door"]
+    await wait_for(lambda: emulator.connections[-1].video_frames == 1)
+    frames = [
+        f["realtimeInput"]["video"]
+        for f in emulator.connections[-1].received
+        if "video" in f.get("realtimeInput", {})
+    ]
+    assert frames[0]["mimeType"] == "image/jpeg"
+    assert base64.b64decode(frames[0]["data"]).startswith(b"\xff\xd8")
+    assert setup_integration_with_camera.requested == [768]  # default media resolution
+    assert "parcel" in speech(result)
+    content = chat_content(hass, result.conversation_id)
+    [tool_result] = [c for c in content if c.role == "tool_result"]
+    assert tool_result.tool_name == "look_at_camera"
+    assert tool_result.result.data["success"] is True
+
+
+@pytest.fixture
+async def setup_integration_with_camera(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> AsyncIterator[_FrontDoor]:
+    """A real camera entity (test platform) exposed to Assist, then our entry."""
+    camera_entity = _FrontDoor()
+
+    async def _setup_platform(
+        hass: HomeAssistant, config: Any, add_entities: Any, discovery_info: Any = None
+    ) -> None:
+        add_entities([camera_entity])
+
+    mock_platform(hass, "test.camera", MockPlatform(async_setup_platform=_setup_platform))
+    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
+    await hass.async_block_till_done()
+    async_expose_entity(hass, "conversation", "camera.front_door", True)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    yield camera_entity
+    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()

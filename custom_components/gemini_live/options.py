@@ -79,7 +79,7 @@ def offered_options(caps: ModelCapabilities) -> frozenset[str]:
     if caps.thinking is Thinking.BUDGET:
         offered |= {CONF_THINKING_BUDGET, CONF_INCLUDE_THOUGHTS}
     elif caps.thinking is Thinking.LEVEL:
-        offered.add(CONF_THINKING_LEVEL)
+        offered |= {CONF_THINKING_LEVEL, CONF_INCLUDE_THOUGHTS}
     if caps.affective in (Support.YES, Support.V1ALPHA):
         offered.add(CONF_AFFECTIVE_DIALOG)
     if caps.proactive in (Support.YES, Support.V1ALPHA):
@@ -111,15 +111,13 @@ def build_setup_config(
     if text_only and caps.supports_text:
         modality = Modality.TEXT
 
-    thinking: ThinkingConfig | None = None
-    if opt(CONF_THINKING_BUDGET) is not None or opt(CONF_INCLUDE_THOUGHTS):
-        budget = opt(CONF_THINKING_BUDGET)
-        thinking = ThinkingConfig(
-            budget=None if budget is None else int(budget),
-            include_thoughts=bool(opt(CONF_INCLUDE_THOUGHTS)) or None,
-        )
-    elif level := opt(CONF_THINKING_LEVEL):
-        thinking = ThinkingConfig(level=ThinkingLevel(level))
+    budget, level = _int(opt(CONF_THINKING_BUDGET)), opt(CONF_THINKING_LEVEL)
+    thoughts = True if opt(CONF_INCLUDE_THOUGHTS) else None
+    thinking: ThinkingConfig | None = ThinkingConfig(
+        budget=budget, level=_enum(ThinkingLevel, level), include_thoughts=thoughts
+    )
+    if thinking == ThinkingConfig():
+        thinking = None
 
     manual = opt(CONF_VAD_MODE) == VAD_MANUAL
     vad = VadConfig(

@@ -33,7 +33,6 @@ REFUSED: dict[str, list[tuple[str, dict[str, object]]]] = {
         ("enableAffectiveDialog", {"affective_dialog": True}),
         ("proactivity", {"proactive_audio": True}),
         ("thinkingBudget", {"thinking": m.ThinkingConfig(budget=512)}),
-        ("thinkingBudget", {"thinking": m.ThinkingConfig(include_thoughts=True)}),
         ("behavior", {"functions": [NB]}),
     ],
     "gemini-2.5-flash-native-audio-preview-12-2025": [
@@ -45,7 +44,10 @@ REFUSED: dict[str, list[tuple[str, dict[str, object]]]] = {
 }
 ACCEPTED: dict[str, list[dict[str, object]]] = {
     "gemini-3.8-live": [{"proactive_audio": True}, {"functions": [NB]}],
-    "gemini-3.1-flash-live-preview": [{"thinking": m.ThinkingConfig(level=m.ThinkingLevel.LOW)}],
+    "gemini-3.1-flash-live-preview": [
+        {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.LOW)},
+        {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.LOW, include_thoughts=True)},
+    ],
     "gemini-2.5-flash-native-audio-preview-12-2025": [
         {"response_modality": m.Modality.TEXT},
         {"affective_dialog": True, "proactive_audio": False},

@@ -24,11 +24,13 @@ from custom_components.gemini_live.live.connection import (
     QuotaExceededError,
     ServerError,
 )
+from custom_components.gemini_live.live.models import UnsupportedOptionError, check_setup
 from custom_components.gemini_live.live.session import LiveSession, Reconnected, SessionEvent
 from custom_components.gemini_live.live.tokens import create_token, token_request
 from live_emulator import EmulatorConfig, Fault, LiveEmulator
 
 from .sdk_oracle import validate_client
+from .test_models import REFUSED
 
 KEY = "test-key"
 MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
@@ -366,3 +368,40 @@ def test_reexports() -> None:
     assert issubclass(ServerError, LiveError)
     assert ServerError.retryable
     assert ConnectionLostError.retryable
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "change"),
+    [(model, opt, change) for model, items in REFUSED.items() for opt, change in items],
+)
+async def test_every_refused_option_is_1007_on_the_wire(
+    emulator: LiveEmulator, model: str, option: str, change: dict[str, object]
+) -> None:
+    """What our gate refuses, the server refuses too: sent anyway it closes 1007 with a reason."""
+    cfg = replace(m.SetupConfig(model=model), **change)  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedOptionError):
+        check_setup(cfg)
+    frame = m.build_setup(cfg)  # the builder itself does not check; the gate does
+    with pytest.raises(InvalidArgumentError) as err:
+        await LiveConnection.open(endpoint(emulator), frame, version="v1alpha", setup_timeout=5)
+    assert err.value.code == 1007
+    assert err.value.reason == "Request contains an invalid argument."
+
+
+async def test_go_away_mid_reply_waits_for_turn_end(emulator: LiveEmulator) -> None:
+    """goAway while the model talks: the reply finishes on the old connection, then we roll over."""
+    emulator.config.pace = 1.0
+    emulator.config.audio_chunk_ms = 20
+    async with LiveSession(endpoint(emulator), setup_cfg()) as session:
+        emulator.inject(Fault("go_away", time_left_s=10.0, at_audio_chunk=2))
+        await session.send_text("my favourite colour is green")
+        events = await until(session, lambda e: isinstance(e, Reconnected))
+        kinds = [type(e).__name__ for e in events]
+        # the whole reply arrived before the switch: no audible gap or cut
+        assert kinds.index("GoAway") < kinds.index("TurnComplete") < kinds.index("Reconnected")
+        assert events[-1].resumed  # type: ignore[union-attr]
+        emulator.config.pace = 0.0
+        await session.send_text("what did I ask")
+        events = await until(session, is_turn_complete)
+    assert "green" in text_of(events).lower()
+    assert emulator.connections[0].close_code is not None

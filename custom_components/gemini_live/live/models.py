@@ -26,7 +26,7 @@ class Thinking(StrEnum):
     """Which thinking controls a model accepts."""
 
     NONE = "none"  # thinkingConfig must be omitted
-    LEVEL = "level"  # thinkingLevel
+    LEVEL = "level"  # thinkingLevel + includeThoughts
     BUDGET = "budget"  # thinkingBudget + includeThoughts
 
 
@@ -156,9 +156,7 @@ def check_setup(cfg: SetupConfig) -> ModelCapabilities:
     if cfg.thinking is not None:
         if caps.thinking is Thinking.NONE:
             raise refuse("thinkingConfig", "thinking is not configurable")
-        if caps.thinking is Thinking.LEVEL and (
-            cfg.thinking.budget is not None or cfg.thinking.include_thoughts is not None
-        ):
+        if caps.thinking is Thinking.LEVEL and cfg.thinking.budget is not None:
             raise refuse("thinkingBudget", "use a thinking level")
         if caps.thinking is Thinking.BUDGET and cfg.thinking.level is not None:
             raise refuse("thinkingLevel", "use a thinking budget")
