@@ -19,6 +19,7 @@ from custom_components.gemini_live.const import (
     CONF_SUCCESS_SCHEDULING,
     CONF_TOOL_BEHAVIOR,
 )
+from custom_components.gemini_live.sessions import trim_system_prompt
 from live_emulator import LiveEmulator
 
 from .conftest import agent_data, wait_for
@@ -254,3 +255,44 @@ async def test_session_closed_after_idle(
     await hass.async_block_till_done()
     assert not entity.manager.sessions
     await emulator.connections[-1].wait_closed()
+
+
+THINKING_MODEL = agent_data(
+    model="gemini-2.5-flash-native-audio-preview-12-2025",
+    thinking_budget=512,
+    include_thoughts=True,
+)
+
+
+@pytest.mark.parametrize("agent_options", [THINKING_MODEL])
+async def test_thinking_content_and_text_modality(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+) -> None:
+    """With thoughts on, thinking content lands in the chat log; text chat uses TEXT output."""
+    result = await converse(hass, "hello there")
+    setup = emulator.connections[-1].setup
+    assert setup is not None
+    assert setup["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert setup["generationConfig"]["thinkingConfig"] == {
+        "thinkingBudget": 512,
+        "includeThoughts": True,
+    }
+    content = chat_content(hass, result.conversation_id)
+    [reply] = [c for c in content if c.role == "assistant"]
+    assert reply.thinking_content
+    assert reply.content
+    assert speech(result) == reply.content
+
+
+def test_trim_system_prompt(caplog: pytest.LogCaptureFixture) -> None:
+    """An oversized home context is trimmed from its end, with a warning; small ones are kept."""
+    head = "You are a voice assistant.\n"
+    lines = [f"- light.lamp_{i}: Lamp {i} (off)" for i in range(5000)]
+    prompt = head + "\n".join(lines)
+    assert trim_system_prompt("short", 1000) == "short"
+    trimmed = trim_system_prompt(prompt, 4000)  # budget: 1000 tokens ~ 4000 chars
+    assert trimmed.startswith(head)
+    assert len(trimmed) <= 4000
+    assert trimmed.endswith("(The list above was shortened to fit.)")
+    assert "lamp_4999" not in trimmed
+    assert "exceeds the budget" in caplog.text
