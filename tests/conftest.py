@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_PROMPT
 from homeassistant.core import HomeAssistant
@@ -111,3 +112,42 @@ async def wait_for(predicate: Callable[[], object], within: float = 5.0) -> None
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110 - polls records the emulator keeps
             await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def kitchen_light(hass: HomeAssistant) -> str:
+    """A real (template, optimistic) light named Kitchen Light, exposed to Assist."""
+    assert await async_setup_component(
+        hass,
+        "template",
+        {
+            "template": [
+                {"light": [{"name": "Kitchen Light", "turn_on": [], "turn_off": []}]},
+            ]
+        },
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get("light.kitchen_light").state != "on"
+    return "light.kitchen_light"
+
+
+@pytest.fixture
+async def pipeline_id(hass: HomeAssistant, setup_integration: MockConfigEntry) -> str:
+    """A pipeline using our STT, agent and TTS."""
+    assert await async_setup_component(hass, "assist_pipeline", {})
+    pipeline = await hass.data[KEY_ASSIST_PIPELINE].pipeline_store.async_create_item(
+        {
+            "conversation_engine": "conversation.gemini_live",
+            "conversation_language": "en",
+            "language": "en",
+            "name": "Gemini Live",
+            "stt_engine": "stt.gemini_live",
+            "stt_language": "en",
+            "tts_engine": "tts.gemini_live_voice",
+            "tts_language": "en",
+            "tts_voice": None,
+            "wake_word_entity": None,
+            "wake_word_id": None,
+        }
+    )
+    return str(pipeline.id)

@@ -9,7 +9,6 @@ from typing import Any
 from homeassistant.components import conversation
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import chat_session, intent
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
@@ -25,23 +24,6 @@ from live_emulator import LiveEmulator
 from .conftest import agent_data, wait_for
 
 AGENT = "conversation.gemini_live"
-
-
-@pytest.fixture
-async def kitchen_light(hass: HomeAssistant) -> str:
-    """A real (template, optimistic) light named Kitchen Light, exposed to Assist."""
-    assert await async_setup_component(
-        hass,
-        "template",
-        {
-            "template": [
-                {"light": [{"name": "Kitchen Light", "turn_on": [], "turn_off": []}]},
-            ]
-        },
-    )
-    await hass.async_block_till_done()
-    assert hass.states.get("light.kitchen_light").state != "on"
-    return "light.kitchen_light"
 
 
 async def converse(
@@ -249,11 +231,11 @@ async def test_session_closed_after_idle(
 ) -> None:
     """The Live session closes after the idle time."""
     await converse(hass, "hello")
-    entity = hass.data["conversation"].get_entity(AGENT)
-    assert entity.manager.sessions
+    [agent] = setup_integration.runtime_data.agents.values()
+    assert agent.manager.sessions
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=301))
     await hass.async_block_till_done()
-    assert not entity.manager.sessions
+    assert not agent.manager.sessions
     await emulator.connections[-1].wait_closed()
 
 

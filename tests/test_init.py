@@ -39,8 +39,8 @@ async def test_setup_and_unload(
     assert mock_config_entry.runtime_data.api_key == TEST_API_KEY
     assert emulator.connections, "setup must validate the key with a real Live session"
     new = set(hass.states.async_entity_ids()) - states_before
-    assert {e.split(".")[0] for e in new} == {"conversation", "sensor"}
-    assert len(new) == 4
+    assert {e.split(".")[0] for e in new} == {"conversation", "sensor", "stt", "tts"}
+    assert len(new) == 6
 
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()

@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import (
 from live_emulator import EmulatorConfig, LiveEmulator, Scenario
 
 from .conftest import TEST_API_KEY, agent_data, wait_for
-from .test_conversation import AGENT, chat_content, converse, speech
+from .test_conversation import chat_content, converse, speech
 
 
 class _SlowTool(llm.Tool):
@@ -198,8 +198,8 @@ async def test_cancellation_mid_tool(
     turn = hass.async_create_task(converse(hass, "run the slow job"))
     async with asyncio.timeout(10):
         await slow_tool.started.wait()
-    entity = hass.data["conversation"].get_entity(AGENT)
-    [session] = entity.manager.sessions.values()
+    [agent] = setup_integration.runtime_data.agents.values()
+    [session] = agent.manager.sessions.values()
     await session.live.send_realtime_text("never mind")  # user speaks: interruption
     async with asyncio.timeout(10):
         result = await turn

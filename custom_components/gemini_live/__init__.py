@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_ENDPOINT, DOMAIN
+from .agent import Agent
+from .const import CONF_ENDPOINT, DOMAIN, SUBENTRY_AGENT
 from .live.connection import AuthenticationError, LiveError
+from .migration import async_migrate_entry as _async_migrate_entry, foreign_issue_id
+from .services import async_setup_services
 from .sessions import HandleStore
-from .validation import async_validate_credentials
+from .validation import async_validate_credentials, make_endpoint
+from .websocket_api import async_register_websocket_commands
 
-PLATFORMS: list[Platform] = [Platform.CONVERSATION, Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.CONVERSATION, Platform.SENSOR, Platform.STT, Platform.TTS]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the websocket commands (``gemini_live/ephemeral_token``)."""
+    async_register_websocket_commands(hass)
+    async_setup_services(hass)
+    return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Migrate an entry to VERSION 2 (see migration.py); False with a repair issue if impossible."""
+    return await _async_migrate_entry(hass, entry)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """The entry is gone: so is the "remove and re-add" issue it may have raised."""
+    ir.async_delete_issue(hass, DOMAIN, foreign_issue_id(entry.entry_id))
 
 
 @dataclass(slots=True)
@@ -25,6 +49,7 @@ class GeminiLiveData:
     api_key: str
     endpoint: str | None
     store: HandleStore
+    agents: dict[str, Agent] = field(default_factory=dict)
 
 
 type GeminiLiveConfigEntry = ConfigEntry[GeminiLiveData]
@@ -48,7 +73,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: GeminiLiveConfigEntry) -
         ) from err
     store = HandleStore(hass, entry.entry_id)
     await store.async_load()
-    entry.runtime_data = GeminiLiveData(hass, api_key, endpoint, store)
+    data = entry.runtime_data = GeminiLiveData(hass, api_key, endpoint, store)
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_AGENT:
+            data.agents[subentry.subentry_id] = Agent(
+                hass, entry, subentry, make_endpoint(api_key, endpoint), store
+            )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
@@ -63,5 +93,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: GeminiLiveConfigEntry) 
     """Unload a config entry (entities close their sessions), then save handles."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
+        for agent in entry.runtime_data.agents.values():
+            await agent.async_close()
         await entry.runtime_data.store.async_flush()
     return unloaded

@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Final, Literal
 
 from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT, MATCH_ALL
+from homeassistant.const import CONF_LLM_HASS_API, MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import GeminiLiveConfigEntry
-from .const import (
-    CONF_FAILURE_SCHEDULING,
-    CONF_IDLE_TIMEOUT,
-    CONF_MEDIA_RESOLUTION,
-    CONF_MODEL,
-    CONF_SUCCESS_SCHEDULING,
-    CONF_TOOL_BEHAVIOR,
-    CONF_TOOL_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_TOOL_TIMEOUT,
-    DOMAIN,
-    SUBENTRY_AGENT,
-    TOOL_BEHAVIOR_BLOCKING,
-)
+from .const import DOMAIN, SUBENTRY_AGENT
 from .entity import GeminiLiveEntity
 from .live.connection import LiveError
-from .live.messages import MediaResolution, Scheduling
-from .live.models import DEFAULT_MODEL, get_model
-from .options import build_setup_config
-from .sessions import SessionFactory, SessionManager, TurnState, trim_system_prompt
-from .tools import ToolPolicy, ToolSet, exposed_cameras
-from .validation import make_endpoint
+from .repairs import async_clear_issues, async_report_error
+from .sessions import TurnState
+from .voice import CURRENT_RUN, VoiceRun
 
 PARALLEL_UPDATES = 0
+
+try:  # HA starts streaming TTS once the reply passes this many characters (see voice.py)
+    from homeassistant.components.assist_pipeline.default_pipeline import (
+        STREAM_RESPONSE_CHARS,
+    )
+except ImportError:  # pragma: no cover - moved or removed in a later HA
+    STREAM_RESPONSE_CHARS = 60
+_STREAM_NOW: Final = " " * (STREAM_RESPONSE_CHARS + 1)
 
 
 async def async_setup_entry(
@@ -53,14 +44,18 @@ async def async_setup_entry(
             )
 
 
-def tool_policy(options: Mapping[str, Any]) -> ToolPolicy:
-    """The agent's tool policy from its options."""
-    return ToolPolicy(
-        non_blocking_actions=options.get(CONF_TOOL_BEHAVIOR) != TOOL_BEHAVIOR_BLOCKING,
-        success=Scheduling(options.get(CONF_SUCCESS_SCHEDULING, Scheduling.SILENT.value)),
-        failure=Scheduling(options.get(CONF_FAILURE_SCHEDULING, Scheduling.INTERRUPT.value)),
-        timeout=float(options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
-    )
+def _start_tts_streaming(chat_log: conversation.ChatLog) -> None:
+    """Make the pipeline start our streaming TTS now, before any reply text exists.
+
+    The pipeline streams TTS only once the reply text passes STREAM_RESPONSE_CHARS; shorter
+    replies are synthesised after the agent finished and cached by their text. Our TTS plays
+    the Live turn's own audio and ignores the text, so both would only add latency (and the
+    cache could replay an earlier turn's audio). A whitespace delta given to the pipeline's
+    listener (not to the chat log) switches the run to streaming at once.
+    """
+    if (listener := chat_log.delta_listener) is not None:
+        listener(chat_log, {"role": "assistant"})
+        listener(chat_log, {"content": _STREAM_NOW})
 
 
 class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEntity):
@@ -75,70 +70,44 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
         self._attr_unique_id = subentry.subentry_id
         if subentry.data.get(CONF_LLM_HASS_API):
             self._attr_supported_features = conversation.ConversationEntityFeature.CONTROL
-        data = entry.runtime_data
-        self.manager = SessionManager(
-            entry.runtime_data.hass,
-            data.store,
-            SessionFactory(
-                endpoint=make_endpoint(data.api_key, data.endpoint),
-                usage_signal_id=subentry.subentry_id,
-                idle_timeout=float(subentry.data.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
-            ),
-            on_auth_error=lambda: entry.async_start_reauth(entry.runtime_data.hass),
-        )
 
     @property
     def supported_languages(self) -> list[str] | Literal["*"]:
         """Gemini speaks many languages."""
         return MATCH_ALL
 
-    async def async_will_remove_from_hass(self) -> None:
-        """Close every Live session of this agent."""
-        await self.manager.async_close_all()
-        await super().async_will_remove_from_hass()
-
     async def _async_handle_message(
         self,
         user_input: conversation.ConversationInput,
         chat_log: conversation.ChatLog,
     ) -> conversation.ConversationResult:
-        """Run one text turn on the conversation's Live session."""
-        options = self.subentry.data
+        """Run one turn: the voice run's Live turn, or a text turn."""
+        run = CURRENT_RUN.get()
+        if run is not None and run.agent_id == self.subentry.subentry_id and not run.agent_started:
+            return await self._async_voice_turn(run, user_input, chat_log)
+        return await self._async_text_turn(user_input, chat_log)
+
+    async def _async_text_turn(
+        self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog
+    ) -> conversation.ConversationResult:
+        agent = self.agent
         try:
-            await chat_log.async_provide_llm_data(
-                user_input.as_llm_context(DOMAIN),
-                options.get(CONF_LLM_HASS_API),
-                options.get(CONF_PROMPT),
-                user_input.extra_system_prompt,
+            await agent.async_provide(
+                chat_log, user_input.as_llm_context(DOMAIN), user_input.extra_system_prompt
             )
         except conversation.ConverseError as err:
             return err.as_conversation_result()
-
-        model = options.get(CONF_MODEL, DEFAULT_MODEL)
-        caps = get_model(model)
-        system = chat_log.content[0]
-        prompt = system.content if isinstance(system, conversation.SystemContent) else ""
-        system_prompt = trim_system_prompt(prompt, caps.context_window)
-        tools = ToolSet(
-            self.hass,
-            chat_log.llm_api,
-            caps,
-            tool_policy(options),
-            cameras=exposed_cameras(self.hass) if chat_log.llm_api else (),
-        )
-        resolution = options.get(CONF_MEDIA_RESOLUTION)
-        tools.set_media_resolution(MediaResolution(resolution) if resolution else None)
-        setup = build_setup_config(model, options, system_instruction=system_prompt, text_only=True)
-        conversation_id = f"text:{chat_log.conversation_id}"
+        setup, tools = agent.build(chat_log, text_only=True)
+        key = f"text:{chat_log.conversation_id}"
         try:
-            session = await self.manager.async_get(conversation_id, setup, tools)
+            session = await agent.manager.async_get(key, setup, tools)
         except LiveError as err:
+            async_report_error(self.hass, self.entry, self.subentry, err)
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="cannot_open_session",
                 translation_placeholders={"error": str(err)},
             ) from err
-
         state = TurnState()
         async with session.lock:
             try:
@@ -147,15 +116,70 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
                 ):
                     pass
             except LiveError as err:
-                raise HomeAssistantError(
-                    translation_domain=DOMAIN,
-                    translation_key="session_error",
-                    translation_placeholders={"error": str(err)},
-                ) from err
+                async_report_error(self.hass, self.entry, self.subentry, err)
+                raise _session_error(err) from err
             finally:
-                self.manager.touch(conversation_id)
+                agent.manager.touch(key)
+        async_clear_issues(self.hass, self.entry, self.subentry)
+        return self._result(user_input, chat_log, state)
 
+    async def _async_voice_turn(
+        self,
+        run: VoiceRun,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+    ) -> conversation.ConversationResult:
+        """Continue the Live turn the STT started (no second request)."""
+        run.agent_started = True
+        run.device_id, run.satellite_id = user_input.device_id, user_input.satellite_id
+        agent = self.agent
+        key = f"voice:{run.conversation_id}"
+        session = agent.manager.sessions.get(key)
+        try:
+            await agent.async_provide(
+                chat_log, user_input.as_llm_context(DOMAIN), user_input.extra_system_prompt
+            )
+            if session is None or session.closed:
+                raise _session_error(LiveError("the voice session ended before the reply"))
+        except conversation.ConverseError as err:
+            run.stop_playback()
+            return err.as_conversation_result()
+        except HomeAssistantError:
+            run.stop_playback()
+            raise
+        session.tools.llm_api = chat_log.llm_api  # this turn's user/device context
+        _start_tts_streaming(chat_log)
+        state = TurnState()
+        try:
+            async for _content in chat_log.async_add_delta_content_stream(
+                self.entity_id, session.deltas(run.events, state, wait_for_background=False)
+            ):
+                pass
+        except LiveError as err:
+            async_report_error(self.hass, self.entry, self.subentry, err)
+            raise _session_error(err) from err
+        finally:
+            run.finish_audio()
+            session.detach(run.observe)
+            agent.manager.touch(key)
+        async_clear_issues(self.hass, self.entry, self.subentry)
+        return self._result(user_input, chat_log, state)
+
+    @staticmethod
+    def _result(
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        state: TurnState,
+    ) -> conversation.ConversationResult:
         result = conversation.async_get_result_from_chat_log(user_input, chat_log)
         if state.waiting_for_input:
             result.continue_conversation = True
         return result
+
+
+def _session_error(err: LiveError) -> HomeAssistantError:
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="session_error",
+        translation_placeholders={"error": str(err)},
+    )

@@ -13,6 +13,7 @@ from .live.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from . import GeminiLiveConfigEntry
+    from .agent import Agent
 
 
 class GeminiLiveEntity(Entity):
@@ -31,3 +32,8 @@ class GeminiLiveEntity(Entity):
             model=subentry.data.get(CONF_MODEL, DEFAULT_MODEL),
             entry_type=DeviceEntryType.SERVICE,
         )
+
+    @property
+    def agent(self) -> Agent:
+        """The runtime of this entity's agent."""
+        return self.entry.runtime_data.agents[self.subentry.subentry_id]

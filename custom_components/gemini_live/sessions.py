@@ -87,6 +87,15 @@ class HandleStore:
             return str(item["handle"])
         return None
 
+    def count(self, prefix: str = "") -> int:
+        """How many still valid handles have keys starting with ``prefix`` (diagnostics)."""
+        now = time.time()
+        return sum(
+            1
+            for key, item in self._data.items()
+            if key.startswith(prefix) and now - float(item["updated"]) < HANDLE_VALIDITY_S
+        )
+
     @callback
     def set(self, key: str, handle: str) -> None:
         """Remember ``handle`` (saved shortly after, batched)."""
@@ -146,7 +155,7 @@ class ConversationSession:
         self.idle_listeners: list[Callable[[SessionEvent | ToolOutcome], None]] = []
         self._usage_signal = usage_signal
         self._on_fatal = on_fatal
-        self._turn: asyncio.Queue[TurnItem] | None = None
+        self._sink: Callable[[TurnItem], None] | None = None  # the turn receiving events
         self._pump: asyncio.Task[None] | None = None
         self._followups = 0
         self._output_since_outcome = False
@@ -174,8 +183,8 @@ class ConversationSession:
     # ---------------------------------------------------------------- pump
 
     def _deliver(self, item: SessionEvent | ToolOutcome) -> None:
-        if self._turn is not None:
-            self._turn.put_nowait(item)
+        if self._sink is not None:
+            self._sink(item)
             return
         for listener in list(self.idle_listeners):
             listener(item)
@@ -198,8 +207,8 @@ class ConversationSession:
                 self._deliver(event)
         except LiveError as err:
             LOGGER.warning("Live session for %s ended: %s", self.key, err)
-            if self._turn is not None:
-                self._turn.put_nowait(err)
+            if self._sink is not None:
+                self._sink(err)
             self._on_fatal(self, err)
 
     def _on_outcome(self, outcome: ToolOutcome) -> None:
@@ -219,24 +228,37 @@ class ConversationSession:
         running and no WHEN_IDLE/INTERRUPT result still to be spoken.
         """
         queue: asyncio.Queue[TurnItem] = asyncio.Queue()
-        self._turn = queue
+        self._sink = queue.put_nowait
         try:
             if image is not None:
                 await self.live.send_video(image)
             await self.live.send_text(text)
-            async for delta in self._deltas(queue, state):
+            async for delta in self.deltas(queue, state):
                 yield delta
         finally:
-            self._turn = None
+            self._sink = None
 
-    async def _deltas(
-        self, queue: asyncio.Queue[TurnItem], state: TurnState
+    def attach(self, sink: Callable[[TurnItem], None]) -> None:
+        """Send the session's events to ``sink`` (a voice run) until ``detach``."""
+        self._sink = sink
+
+    def detach(self, sink: Callable[[TurnItem], None]) -> None:
+        """Stop sending events to ``sink`` (no-op if another turn took over)."""
+        if self._sink == sink:
+            self._sink = None
+
+    async def deltas(
+        self, queue: asyncio.Queue[TurnItem], state: TurnState, *, wait_for_background: bool = True
     ) -> AsyncGenerator[Delta]:
         """Chat-log deltas of one turn.
 
         While a call of this turn is unresolved, the model's text is held back and added after
         the call's result (NON_BLOCKING models talk while tools run), so the chat log reads
         call -> result -> reply and always ends with the assistant's reply.
+
+        ``wait_for_background``: keep the turn open until running tools finished and their
+        WHEN_IDLE/INTERRUPT results were spoken (text chat). Voice runs end with the model's
+        turn; what comes later is spoken as a later reply (see agent.py).
         """
         yield {"role": "assistant"}
         message_open = True
@@ -254,7 +276,8 @@ class ConversationSession:
             return [{"role": "assistant", "content": text}]
 
         while True:
-            if completed and queue.empty() and not self.runner.running and not self._followups:
+            background = wait_for_background and (self.runner.running or self._followups)
+            if completed and queue.empty() and not background:
                 calls_in_turn.clear()
                 for delta in flush():
                     yield delta
@@ -427,6 +450,12 @@ class SessionManager:
             if item is session:
                 del self.sessions[cid]
         await session.async_close()
+
+    async def async_close(self, conversation_id: str) -> None:
+        """Close one conversation's session now."""
+        self._cancel_idle(conversation_id)
+        if (session := self.sessions.pop(conversation_id, None)) is not None:
+            await session.async_close()
 
     def touch(self, conversation_id: str) -> None:
         """A turn ended: close the session after the idle time unless used again."""

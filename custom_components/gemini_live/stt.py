@@ -1,0 +1,179 @@
+"""Speech-to-text entity: streams the satellite's microphone into the Live session.
+
+Each chunk goes to the conversation's Live session as it arrives; the Live VAD (or, in manual
+mode, HA's VAD with activity signals) ends the utterance, and the input transcription is
+returned. The model's answer is already under way by then: the agent and TTS continue it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable
+import contextlib
+from typing import Final
+
+from homeassistant.components import stt
+from homeassistant.components.stt.models import SpeechAudioProcessing
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import chat_session
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util.ulid import ulid_now
+
+from . import GeminiLiveConfigEntry
+from .const import CONF_VAD_MODE, LOGGER, SUBENTRY_AGENT, VAD_MANUAL
+from .entity import GeminiLiveEntity
+from .live.audio import Resampler
+from .live.connection import LiveError
+from .live.messages import INPUT_AUDIO_RATE
+from .live.session import LiveSession
+from .voice import CURRENT_RUN, VoiceRun
+
+PARALLEL_UPDATES = 0
+
+# After the Live VAD ended the utterance, wait this long for a finished input transcription.
+TRANSCRIPT_GRACE_S: Final = 1.5
+# Longest utterance before we stop listening (the Live VAD normally ends it much sooner).
+MAX_UTTERANCE_S: Final = 30.0
+LANGUAGES: Final = [
+    "ar", "bg", "bn", "cs", "da", "de", "el", "en", "es", "et", "fa", "fi", "fr", "gu", "he",
+    "hi", "hr", "hu", "id", "it", "ja", "kn", "ko", "lt", "lv", "ml", "mr", "nb", "nl", "pl",
+    "pt", "ro", "ru", "sk", "sl", "sr", "sv", "sw", "ta", "te", "th", "tr", "uk", "ur", "vi",
+    "zh",
+]  # fmt: skip
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: GeminiLiveConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """One STT entity per agent."""
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_AGENT:
+            async_add_entities(
+                [GeminiLiveSTTEntity(entry, subentry)], config_subentry_id=subentry.subentry_id
+            )
+
+
+class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
+    """The microphone side of the agent's voice bridge."""
+
+    _attr_name = None
+
+    def __init__(self, entry: GeminiLiveConfigEntry, subentry: ConfigSubentry) -> None:
+        """Initialise."""
+        super().__init__(entry, subentry)
+        self._attr_unique_id = f"{subentry.subentry_id}_stt"
+
+    @property
+    def supported_languages(self) -> list[str]:
+        """Languages the Live API understands."""
+        return LANGUAGES
+
+    @property
+    def supported_formats(self) -> list[stt.AudioFormats]:
+        """Raw PCM."""
+        return [stt.AudioFormats.WAV]
+
+    @property
+    def supported_codecs(self) -> list[stt.AudioCodecs]:
+        """PCM."""
+        return [stt.AudioCodecs.PCM]
+
+    @property
+    def supported_bit_rates(self) -> list[stt.AudioBitRates]:
+        """16 bit."""
+        return [stt.AudioBitRates.BITRATE_16]
+
+    @property
+    def supported_sample_rates(self) -> list[stt.AudioSampleRates]:
+        """Anything HA sends is resampled to 16 kHz."""
+        return [
+            stt.AudioSampleRates.SAMPLERATE_16000,
+            stt.AudioSampleRates.SAMPLERATE_8000,
+            stt.AudioSampleRates.SAMPLERATE_44100,
+            stt.AudioSampleRates.SAMPLERATE_48000,
+        ]
+
+    @property
+    def supported_channels(self) -> list[stt.AudioChannels]:
+        """Mono."""
+        return [stt.AudioChannels.CHANNEL_MONO]
+
+    @property
+    def _manual_vad(self) -> bool:
+        return self.subentry.data.get(CONF_VAD_MODE) == VAD_MANUAL
+
+    @property
+    def audio_processing(self) -> SpeechAudioProcessing:
+        """The Live VAD ends the utterance (HA's VAD only in manual activity mode)."""
+        return SpeechAudioProcessing(
+            requires_external_vad=self._manual_vad,
+            prefers_auto_gain_enabled=False,
+            prefers_noise_reduction_enabled=False,
+        )
+
+    async def async_process_audio_stream(
+        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
+    ) -> stt.SpeechResult:
+        """Stream the utterance into the Live session; return its transcription."""
+        session_info = chat_session.current_session.get()
+        conversation_id = session_info.conversation_id if session_info else ulid_now()
+        agent = self.agent
+        run = VoiceRun(agent.subentry.subentry_id, conversation_id)
+        CURRENT_RUN.set(run)
+        agent.runs.start(run)  # barge-in: stops the conversation's previous reply
+        try:
+            session = await agent.async_voice_session(conversation_id)
+        except LiveError as err:
+            LOGGER.warning("Could not open a Live session for a voice run: %s", err)
+            run.stop_playback()
+            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+        session.attach(run.observe)
+        feeder = self.hass.async_create_background_task(
+            self._feed(session.live, metadata, stream, run), name="gemini_live_stt_feed"
+        )
+        try:
+            async with asyncio.timeout(MAX_UTTERANCE_S):
+                await run.speech_ended.wait()
+            if not run.transcribed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TRANSCRIPT_GRACE_S):
+                        await run.transcribed.wait()
+        except TimeoutError:
+            LOGGER.debug("No end of speech within %s s", MAX_UTTERANCE_S)
+        finally:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+        if not run.text:
+            session.detach(run.observe)
+            run.stop_playback()
+            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+        return stt.SpeechResult(run.text, stt.SpeechResultState.SUCCESS)
+
+    async def _feed(
+        self,
+        live: LiveSession,
+        metadata: stt.SpeechMetadata,
+        stream: AsyncIterable[bytes],
+        run: VoiceRun,
+    ) -> None:
+        """Forward microphone chunks as they arrive (resampled to 16 kHz if needed)."""
+        resampler = Resampler(int(metadata.sample_rate), INPUT_AUDIO_RATE)
+        manual = self._manual_vad
+        try:
+            if manual:
+                await live.activity_start()
+            async for chunk in stream:
+                if run.speech_ended.is_set():
+                    return
+                await live.send_audio(resampler.process(chunk))
+            # The pipeline's stream ended (HA's VAD in manual mode, or the satellite stopped).
+            if manual:
+                await live.activity_end()
+            else:
+                await live.audio_stream_end()
+        except LiveError as err:
+            LOGGER.debug("Microphone stream to Live stopped: %s", err)

@@ -1,0 +1,130 @@
+"""Streaming TTS entity: plays the Live turn's native audio as it arrives.
+
+In a voice run (see voice.py) it ignores the text it is given and yields the run's 24 kHz audio
+as a float32 WAV stream: the header as its own first chunk (HA's WAV parsing keeps only the frames
+a header declares), then each chunk as Gemini sends it, with short silences while nothing arrives
+(tools running) so a satellite never stalls. Used outside a voice run (``tts.speak``, media
+players) it has Gemini read the text aloud with the agent's voice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+import contextlib
+from dataclasses import replace
+from typing import Final
+
+from homeassistant.components import tts
+from homeassistant.components.tts.entity import TTSAudioRequest
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import GeminiLiveConfigEntry
+from .const import LOGGER, SUBENTRY_AGENT
+from .entity import GeminiLiveEntity
+from .live.audio import SampleFormat, to_float32_bytes, wav_header
+from .live.connection import LiveError
+from .live.messages import OUTPUT_AUDIO_RATE, AudioOut, Interrupted, Modality, TurnComplete
+from .live.session import LiveSession
+from .stt import LANGUAGES
+from .voice import CURRENT_RUN, KEEPALIVE_AFTER_S, KEEPALIVE_CHUNK_MS, VoiceRun
+
+PARALLEL_UPDATES = 0
+
+READ_ALOUD_PROMPT: Final = (
+    "You are a text-to-speech voice. Read the user's text aloud exactly as written, in its "
+    "language, adding nothing and leaving nothing out."
+)
+SPEAK_TIMEOUT_S: Final = 60.0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: GeminiLiveConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """One TTS entity per agent."""
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_AGENT:
+            async_add_entities(
+                [GeminiLiveTTSEntity(entry, subentry)], config_subentry_id=subentry.subentry_id
+            )
+
+
+def float_wav_header() -> bytes:
+    """Header of an endless 24 kHz mono float32 WAV stream."""
+    return wav_header(OUTPUT_AUDIO_RATE, 1, SampleFormat.FLOAT32)
+
+
+_SILENCE: Final = to_float32_bytes(bytes(OUTPUT_AUDIO_RATE * KEEPALIVE_CHUNK_MS // 1000 * 2))
+
+
+class GeminiLiveTTSEntity(tts.TextToSpeechEntity, GeminiLiveEntity):
+    """The loudspeaker side of the agent's voice bridge."""
+
+    _attr_translation_key = "voice"  # HA's TTS needs an engine name
+
+    def __init__(self, entry: GeminiLiveConfigEntry, subentry: ConfigSubentry) -> None:
+        """Initialise."""
+        super().__init__(entry, subentry)
+        self._attr_unique_id = f"{subentry.subentry_id}_tts"
+
+    @property
+    def supported_languages(self) -> list[str]:
+        """Languages the Live API speaks."""
+        return LANGUAGES
+
+    @property
+    def default_language(self) -> str:
+        """English unless the pipeline asks for another."""
+        return "en"
+
+    async def async_stream_tts_audio(self, request: TTSAudioRequest) -> tts.TTSAudioResponse:
+        """Stream the voice run's audio, or have Gemini read the text aloud."""
+        run = CURRENT_RUN.get()
+        if run is not None and run.agent_id == self.subentry.subentry_id and not run.playing:
+            run.playing = True
+            return tts.TTSAudioResponse("wav", self._stream_run(run))
+        text = "".join([chunk async for chunk in request.message_gen])
+        return tts.TTSAudioResponse("wav", self._read_aloud(text))
+
+    async def _stream_run(self, run: VoiceRun) -> AsyncGenerator[bytes]:
+        yield float_wav_header()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_AFTER_S):
+                        chunk = await run.audio.get()
+                except TimeoutError:
+                    yield _SILENCE  # nothing from Gemini yet (thinking, tools): keep it alive
+                    continue
+                if chunk is None:
+                    return
+                yield to_float32_bytes(chunk)
+        finally:
+            run.playing = False
+
+    async def _read_aloud(self, text: str) -> AsyncGenerator[bytes]:
+        """One-shot Live session speaking ``text`` with the agent's voice."""
+        agent = self.agent
+        setup, _tools = agent.build_for_speech(READ_ALOUD_PROMPT)
+        setup = replace(setup, response_modality=Modality.AUDIO, session_resumption=False)
+        yield float_wav_header()
+        session = LiveSession(agent.manager.factory.endpoint, setup)
+        try:
+            async with asyncio.timeout(SPEAK_TIMEOUT_S):
+                await session.start()
+                await session.send_text(text)
+                while True:
+                    event = await session.receive()
+                    if isinstance(event, AudioOut):
+                        yield to_float32_bytes(event.data)
+                    elif isinstance(event, (TurnComplete, Interrupted)):
+                        return
+        except (LiveError, TimeoutError) as err:
+            LOGGER.warning("Gemini could not read the text aloud: %s", err)
+        finally:
+            with contextlib.suppress(Exception):
+                await session.close()

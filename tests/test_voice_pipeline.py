@@ -1,0 +1,92 @@
+"""The voice bridge through HA's real assist pipeline (STT -> agent -> TTS), no satellite.
+
+The Wyoming end-to-end tests (tests/voice/) add a real satellite protocol on top of this.
+"""
+
+from __future__ import annotations
+
+from homeassistant.components.assist_pipeline import (
+    PipelineEventType,
+)
+from homeassistant.core import HomeAssistant
+import numpy as np
+
+from custom_components.gemini_live.live.audio import parse_wav
+from live_emulator import LiveEmulator
+
+from .voice_helpers import of, run_voice, tone
+
+
+async def test_voice_turn_end_to_end(
+    hass: HomeAssistant,
+    kitchen_light: str,
+    pipeline_id: str,
+    emulator: LiveEmulator,
+) -> None:
+    """Mic audio -> Live VAD -> transcript -> tool call -> light on -> native audio out."""
+    emulator.queue_transcripts("turn on the kitchen light")
+    events, audio = await run_voice(hass, pipeline_id, tone(0.8))
+
+    errors = of(events, PipelineEventType.ERROR)
+    assert not errors, errors
+    [stt_end] = of(events, PipelineEventType.STT_END)
+    assert stt_end["stt_output"]["text"] == "turn on the kitchen light"
+    assert hass.states.get(kitchen_light).state == "on"
+    # HA streamed our TTS from the start of the intent stage (no wait for 60 characters).
+    progress = of(events, PipelineEventType.INTENT_PROGRESS)
+    assert any(p.get("tts_start_streaming") for p in progress)
+    [intent_end] = of(events, PipelineEventType.INTENT_END)
+    speech = intent_end["intent_output"]["response"]["speech"]["plain"]["speech"]
+    assert speech.strip()
+    # The TTS stream is a float32 WAV of the Live turn's real 24 kHz audio.
+    wav = parse_wav(audio)
+    assert (wav.rate, wav.channels, wav.format_tag) == (24000, 1, 3)
+    samples = np.frombuffer(wav.pcm, dtype="<f4")
+    assert len(samples) > 24000 * 0.3
+    assert float(np.abs(samples).max()) > 0.05
+    # The mic audio reached the emulator as 16 kHz realtime input.
+    voice = emulator.connections[-1]
+    assert any("audio" in f.get("realtimeInput", {}) for f in voice.received)
+    assert voice.utterances[0]["transcript"] == "turn on the kitchen light"
+
+
+async def test_short_reply_is_streamed_not_cached(
+    hass: HomeAssistant, pipeline_id: str, emulator: LiveEmulator
+) -> None:
+    """Two runs with the same short reply both play their own, fresh audio (no TTS cache)."""
+    audios = []
+    conversation_id = None
+    for _ in range(2):
+        emulator.queue_transcripts("hello")
+        events, audio = await run_voice(hass, pipeline_id, tone(0.5), conversation_id)
+        assert not of(events, PipelineEventType.ERROR)
+        [intent_end] = of(events, PipelineEventType.INTENT_END)
+        conversation_id = intent_end["intent_output"]["conversation_id"]
+        audios.append(audio)
+    assert len(emulator.connections[-1].utterances) == 2  # both turns reached Gemini
+    assert all(len(a) > 1000 for a in audios)
+
+
+async def test_continue_conversation_on_need_more_input(
+    hass: HomeAssistant, pipeline_id: str, emulator: LiveEmulator
+) -> None:
+    """A model waiting for the user (NEED_MORE_INPUT) makes the run continue the conversation."""
+    from live_emulator import Scenario
+
+    emulator.config.scenario = Scenario.from_dict(
+        {
+            "turns": [
+                {
+                    "match": "audio",
+                    "transcript": "set a timer",
+                    "steps": [
+                        {"say": "For how long?"},
+                        {"end": {"turnCompleteReason": "NEED_MORE_INPUT", "waitingForInput": True}},
+                    ],
+                }
+            ]
+        }
+    )
+    events, _audio = await run_voice(hass, pipeline_id, tone(0.5))
+    [intent_end] = of(events, PipelineEventType.INTENT_END)
+    assert intent_end["intent_output"]["continue_conversation"] is True
