@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import clip_reason
+
 FaultKind = Literal["drop", "close", "delay", "malformed", "huge", "go_away"]
 
 FAULT_KINDS: frozenset[str] = frozenset({"drop", "close", "delay", "malformed", "huge", "go_away"})
@@ -53,3 +55,5 @@ class Fault:
         triggers = [self.after_server_messages, self.on_turn, self.at_audio_chunk]
         if sum(t is not None for t in triggers) > 1:
             raise ValueError("a fault takes at most one trigger")
+        # A close frame carries at most 123 bytes of reason, as the real server's do.
+        object.__setattr__(self, "reason", clip_reason(self.reason))

@@ -498,9 +498,11 @@ class Session:
             self._history.append({"role": "model" if role == "model" else "user", "text": text})
             if role != "model" and text:
                 texts.append(text)
-        if body.get("turnComplete"):
-            # Content sent here unconditionally interrupts the current generation.
+        # Any clientContent interrupts the current generation (BidiGenerateContentClientContent:
+        # "A message here will interrupt any current model generation").
+        if self._gen_running:
             await self._interrupt(cancel_calls=True)
+        if body.get("turnComplete"):
             text = " ".join(texts)
             if not text:
                 users = [h["text"] for h in self._history if h["role"] == "user"]

@@ -7,6 +7,7 @@ import json
 from homeassistant.components import conversation
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -20,7 +21,7 @@ from custom_components.gemini_live.const import CONF_ENDPOINT
 from custom_components.gemini_live.live.models import DEFAULT_MODEL
 from live_emulator import LiveEmulator
 
-from .conftest import TEST_API_KEY, wait_for
+from .conftest import TEST_API_KEY, agent_data, wait_for
 
 AGENT = "conversation.gemini_live"
 
@@ -94,3 +95,32 @@ async def test_diagnostics_of_unloaded_entry(
     [agent] = diagnostics["subentries"].values()
     assert "runtime" not in agent
     assert agent["model_capabilities"]["id"] == DEFAULT_MODEL
+
+
+@pytest.mark.parametrize("agent_options", [agent_data(model="gemini-live-2.5-flash-preview")])
+async def test_diagnostics_with_unknown_model(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """An agent on a model missing from our table is reported as such."""
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, setup_integration)
+    [agent] = diagnostics["subentries"].values()
+    assert agent["model_capabilities"] == {"id": "gemini-live-2.5-flash-preview", "known": False}
+    assert agent["runtime"]["open_sessions"] == 0
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("", ""),
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("https://me:secret@proxy.lan:8443/gemini", "https://**REDACTED**@proxy.lan:8443/gemini"),
+        ("https://proxy.lan/g?key=secret", "https://proxy.lan/g?**REDACTED**"),
+    ],
+)
+def test_endpoint_credentials_are_redacted(endpoint: str, shown: str) -> None:
+    """A proxy URL with credentials in it is shown without them."""
+    from custom_components.gemini_live.diagnostics import _endpoint
+
+    assert _endpoint(endpoint) == shown

@@ -9,7 +9,12 @@ from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_PROMPT
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import entity_registry as er, issue_registry as ir, llm
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+    llm,
+)
 from homeassistant.loader import async_get_integration
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -119,7 +124,9 @@ async def test_unknown_model_and_voice_fall_back(
 
 
 async def test_foreign_entities_are_removed(
-    hass: HomeAssistant, entity_registry: er.EntityRegistry
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
 ) -> None:
     """The other integration's registry entries go (they would squat our entity ids)."""
     entry = foreign_entry({CONF_API_KEY: TEST_API_KEY})
@@ -132,10 +139,14 @@ async def test_foreign_entities_are_removed(
         suggested_object_id="gemini_live",
     )
     assert old.entity_id == "conversation.gemini_live"
+    device = device_registry.async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, "foreign-device")}
+    )
 
     assert await entry.async_migrate(hass)
 
     assert entity_registry.async_get(old.entity_id) is None
+    assert device_registry.async_get(device.id) is None
 
 
 @pytest.mark.parametrize(
@@ -223,3 +234,23 @@ async def test_current_version_is_untouched(hass: HomeAssistant) -> None:
     assert await entry.async_migrate(hass)
     assert entry.version == 2
     assert dict(entry.data) == {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: ""}
+
+
+async def test_removing_an_entry_deletes_its_stored_handles(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """async_remove_entry (shared with the foreign-entry issue) also drops the handle store."""
+    entry = setup_integration
+    await conversation.async_converse(
+        hass, "hello", None, Context(), agent_id="conversation.gemini_live", language="en"
+    )
+    await entry.runtime_data.store.async_flush()
+    key = f"{DOMAIN}.sessions.{entry.entry_id}"
+    assert hass_storage[key]["data"]
+
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert key not in hass_storage

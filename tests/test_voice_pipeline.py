@@ -5,6 +5,8 @@ The Wyoming end-to-end tests (tests/voice/) add a real satellite protocol on top
 
 from __future__ import annotations
 
+import asyncio
+
 from homeassistant.components.assist_pipeline import (
     PipelineEventType,
 )
@@ -14,6 +16,7 @@ import numpy as np
 from custom_components.gemini_live.live.audio import parse_wav
 from live_emulator import LiveEmulator
 
+from .conftest import wait_for
 from .voice_helpers import of, run_voice, tone
 
 
@@ -90,3 +93,30 @@ async def test_continue_conversation_on_need_more_input(
     events, _audio = await run_voice(hass, pipeline_id, tone(0.5))
     [intent_end] = of(events, PipelineEventType.INTENT_END)
     assert intent_end["intent_output"]["continue_conversation"] is True
+
+
+async def test_barge_in_stops_the_reply_and_interrupts(
+    hass: HomeAssistant, pipeline_id: str, emulator: LiveEmulator
+) -> None:
+    """A new run in the conversation while the reply plays: that reply ends, the model stops."""
+    emulator.config.pace = 1.0  # a real-time reply, still playing when the user speaks again
+    emulator.queue_transcripts("tell me a long story about the kitchen light", "stop")
+    conversation_id = "barge-in-test"
+    first = hass.async_create_task(run_voice(hass, pipeline_id, tone(0.5), conversation_id))
+    await wait_for(
+        lambda: any(
+            "modelTurn" in m.get("serverContent", {}) for c in emulator.connections for m in c.sent
+        )
+    )
+    second_events, second_audio = await run_voice(hass, pipeline_id, tone(0.5), conversation_id)
+    async with asyncio.timeout(10):
+        _first_events, first_audio = await first
+    # The first reply was cut short: far less than the long story's audio.
+    story_s = len("tell me a long story about the kitchen light") * 0.055
+    assert len(first_audio) < story_s * 24000 * 4
+    [stt_end] = of(second_events, PipelineEventType.STT_END)
+    assert stt_end["stt_output"]["text"] == "stop"
+    assert not of(second_events, PipelineEventType.ERROR)
+    sent = [m for c in emulator.connections for m in c.sent]
+    assert any(m.get("serverContent", {}).get("interrupted") for m in sent)
+    assert len(second_audio) > 1000

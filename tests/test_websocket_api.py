@@ -24,7 +24,7 @@ from custom_components.gemini_live.live.session import LiveSession
 from custom_components.gemini_live.websocket_api import ws_ephemeral_token
 from live_emulator import LiveEmulator
 
-from .conftest import agent_data
+from .conftest import TEST_API_KEY, agent_data
 
 AGENT = "conversation.gemini_live"
 COMMAND = "gemini_live/ephemeral_token"
@@ -226,6 +226,28 @@ async def test_token_service_errors(
     object.__setattr__(entry, "data", {**entry.data, "endpoint": "http://127.0.0.1:9"})
     reply = await call(hass, hass_ws_client, agent_id=AGENT)
     assert reply["error"]["code"] == "cannot_connect"
+
+    # Something that is not the token service (HTTP 404, not JSON).
+    object.__setattr__(
+        entry, "data", {**entry.data, "api_key": TEST_API_KEY, "endpoint": f"{emulator.http_url}/x"}
+    )
+    reply = await call(hass, hass_ws_client, agent_id=AGENT)
+    assert reply["error"]["code"] == "token_failed"
+    assert reply["error"]["translation_key"] == "ws_token_failed"
+    assert not emulator.tokens
+
+
+@pytest.mark.parametrize("agent_options", [agent_data(model="gemini-live-2.5-flash-preview")])
+async def test_agent_with_retired_model(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    emulator: LiveEmulator,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """An agent whose model we do not know cannot get a token."""
+    reply = await call(hass, hass_ws_client, agent_id=AGENT)
+    assert reply["error"]["code"] == "invalid_setup"
+    assert "gemini-live-2.5-flash-preview" in reply["error"]["message"]
     assert not emulator.tokens
 
 

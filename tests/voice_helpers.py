@@ -38,12 +38,31 @@ async def mic(utterance: bytes, *, tail_s: float = 5.0) -> AsyncIterator[bytes]:
 async def run_voice(
     hass: HomeAssistant, pipeline_id: str, utterance: bytes, conversation_id: str | None = None
 ) -> tuple[list[PipelineEvent], bytes]:
-    """Run one voice pipeline; return its events and the TTS stream's bytes."""
+    """Run one voice pipeline; return its events and the TTS stream's bytes.
+
+    Like a satellite, the TTS stream is read from run-start on, while the run goes on.
+    """
     events: list[PipelineEvent] = []
+    reader: list[asyncio.Task[bytes]] = []
+
+    async def read(token: str) -> bytes:
+        stream = tts.async_get_stream(hass, token)
+        assert stream is not None
+        audio = b""
+        async for chunk in stream.async_stream_result():
+            audio += chunk
+        return audio
+
+    def on_event(event: PipelineEvent) -> None:
+        events.append(event)
+        if event.type is PipelineEventType.RUN_START and event.data:
+            token = event.data["tts_output"]["token"]
+            reader.append(hass.async_create_task(read(token)))
+
     await async_pipeline_from_audio_stream(
         hass,
         context=Context(),
-        event_callback=events.append,
+        event_callback=on_event,
         stt_metadata=stt.SpeechMetadata(
             language="en",
             format=stt.AudioFormats.WAV,
@@ -57,15 +76,11 @@ async def run_voice(
         conversation_id=conversation_id,
         tts_audio_output={tts.ATTR_PREFERRED_FORMAT: "wav"},  # our stream, unconverted
     )
-    run_start = next(e for e in events if e.type is PipelineEventType.RUN_START)
-    assert run_start.data is not None
-    token = run_start.data["tts_output"]["token"]
-    stream = tts.async_get_stream(hass, token)
-    assert stream is not None
-    audio = b""
+    if not any(e.type is PipelineEventType.TTS_END for e in events):
+        reader[0].cancel()  # no TTS in this run (nothing to say): nothing to read
+        return events, b""
     async with asyncio.timeout(10):
-        async for chunk in stream.async_stream_result():
-            audio += chunk
+        audio = await reader[0]
     return events, audio
 
 

@@ -25,7 +25,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the websocket commands (``gemini_live/ephemeral_token``)."""
+    """Register the websocket commands (``gemini_live/ephemeral_token``) and the actions."""
     async_register_websocket_commands(hass)
     async_setup_services(hass)
     return True
@@ -37,7 +37,8 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
-    """The entry is gone: so is the "remove and re-add" issue it may have raised."""
+    """The entry is gone: delete its stored session handles and its "re-add" issue."""
+    await HandleStore(hass, entry.entry_id).async_remove()
     ir.async_delete_issue(hass, DOMAIN, foreign_issue_id(entry.entry_id))
 
 

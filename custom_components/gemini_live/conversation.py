@@ -9,6 +9,7 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import intent
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import GeminiLiveConfigEntry
@@ -28,6 +29,7 @@ try:  # HA starts streaming TTS once the reply passes this many characters (see 
 except ImportError:  # pragma: no cover - moved or removed in a later HA
     STREAM_RESPONSE_CHARS = 60
 _STREAM_NOW: Final = " " * (STREAM_RESPONSE_CHARS + 1)
+INTERRUPT_NOTE: Final = "(The user stopped listening to your reply.)"
 
 
 async def async_setup_entry(
@@ -171,6 +173,15 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
         chat_log: conversation.ChatLog,
         state: TurnState,
     ) -> conversation.ConversationResult:
+        if state.interrupted and not isinstance(
+            chat_log.content[-1], conversation.AssistantContent
+        ):
+            # Cut short before the model said anything (barge-in): nothing to say or speak.
+            response = intent.IntentResponse(language=user_input.language)
+            response.async_set_speech("")
+            return conversation.ConversationResult(
+                response=response, conversation_id=chat_log.conversation_id
+            )
         result = conversation.async_get_result_from_chat_log(user_input, chat_log)
         if state.waiting_for_input:
             result.continue_conversation = True

@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from enum import Enum
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
-from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
 from . import GeminiLiveConfigEntry
-from .const import CONF_MODEL, DOMAIN, SUBENTRY_AGENT
+from .const import CONF_ENDPOINT, CONF_MODEL, DOMAIN, SUBENTRY_AGENT
 from .live.models import DEFAULT_MODEL, ModelCapabilities, UnknownModelError, get_model
 
 TO_REDACT: Final = {
@@ -36,16 +37,26 @@ TO_REDACT: Final = {
 
 
 def _plain(value: Any) -> Any:
-    """JSON-friendly copy: enums to their values, sets to sorted lists."""
+    """JSON-friendly copy of asdict() output: enums to their values, sets to sorted lists."""
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, (set, frozenset)):
         return sorted(_plain(v) for v in value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
     return value
+
+
+def _endpoint(url: str) -> str:
+    """The endpoint without credentials a proxy URL might carry (user:password@, ?key=)."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password or parts.query):
+        return url
+    host = parts.hostname or ""
+    netloc = f"{REDACTED}@{host}" if parts.username or parts.password else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, REDACTED if parts.query else "", ""))
 
 
 def _capabilities(model: str) -> dict[str, Any]:
@@ -111,7 +122,10 @@ async def async_get_config_entry_diagnostics(
             "title": entry.title,
             "version": f"{entry.version}.{entry.minor_version}",
             "state": entry.state.value,
-            "data": dict(entry.data),
+            "data": {
+                **entry.data,
+                CONF_ENDPOINT: _endpoint(str(entry.data.get(CONF_ENDPOINT) or "")),
+            },
             "options": dict(entry.options),
             "subentries": agents,
             "issues": issues,

@@ -20,6 +20,7 @@ class GeminiLiveEntity(Entity):
     """An entity of a Gemini Live agent."""
 
     _attr_has_entity_name = True
+    _attr_should_poll = False
 
     def __init__(self, entry: GeminiLiveConfigEntry, subentry: ConfigSubentry) -> None:
         """Attach to the agent's device."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 import probatio as vol
 
 from .agent import Agent
 from .const import DOMAIN
+from .live.connection import LiveError
+from .repairs import async_report_error
 
 SERVICE_ANNOUNCE = "announce"
 ATTR_AGENT = "agent"
@@ -52,7 +54,15 @@ async def _async_announce(call: ServiceCall) -> ServiceResponse:
                 translation_key="bad_target",
                 translation_placeholders={"entity_id": target},
             )
-    said = await agent.async_announce(call.data[ATTR_PROMPT], call.data[ATTR_TARGETS])
+    try:
+        said = await agent.async_announce(call.data[ATTR_PROMPT], call.data[ATTR_TARGETS])
+    except LiveError as err:
+        async_report_error(call.hass, agent.entry, agent.subentry, err)
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="session_error",
+            translation_placeholders={"error": str(err)},
+        ) from err
     return {"text": said} if call.return_response else None
 
 

@@ -39,6 +39,7 @@ from .live.messages import (
     ToolCallCancellation,
     TurnComplete,
     Usage,
+    client_content,
 )
 from .live.session import LiveSession, SessionEvent
 from .tools import ToolOutcome, ToolRunner, ToolSet
@@ -116,6 +117,11 @@ class HandleStore:
         """Write now (on unload)."""
         await self._store.async_save(self._snapshot())
 
+    async def async_remove(self) -> None:
+        """Delete the stored handles (the entry was removed)."""
+        self._data = {}
+        await self._store.async_remove()
+
 
 # ------------------------------------------------------------------------------------------------
 # A conversation's session
@@ -159,6 +165,8 @@ class ConversationSession:
         self._pump: asyncio.Task[None] | None = None
         self._followups = 0
         self._output_since_outcome = False
+        self.model_busy = False  # the model is producing a turn (until turnComplete/interrupted)
+        self._discard_rest = False
         self.closed = False
 
     async def async_start(self) -> None:
@@ -186,6 +194,11 @@ class ConversationSession:
         if self._sink is not None:
             self._sink(item)
             return
+        if self._discard_rest:
+            # The rest of a turn whose listener went away (run cancelled, satellite gone).
+            if isinstance(item, (TurnComplete, Interrupted)):
+                self._discard_rest = False
+            return
         for listener in list(self.idle_listeners):
             listener(item)
 
@@ -202,6 +215,9 @@ class ConversationSession:
                         self.runner.cancel(ids)
                     case AudioOut() | TextOut() | OutputTranscription():
                         self._output_since_outcome = True
+                        self.model_busy = True
+                    case TurnComplete() | Interrupted():
+                        self.model_busy = False
                     case _:
                         pass
                 self._deliver(event)
@@ -237,15 +253,37 @@ class ConversationSession:
                 yield delta
         finally:
             self._sink = None
+            self._discard_rest = self.model_busy
+
+    async def async_interrupt(self, note: str) -> None:
+        """Stop the model's current reply (nobody listens to it any more).
+
+        Any clientContent interrupts generation; ``note`` also tells the model why.
+        """
+        if self.model_busy and not self.closed:
+            try:
+                await self.live.send(client_content([("user", note)], turn_complete=False))
+            except LiveError as err:
+                LOGGER.debug("Could not interrupt the model: %s", err)
+
+    @property
+    def listened(self) -> bool:
+        """Whether a turn currently receives the session's events."""
+        return self._sink is not None
 
     def attach(self, sink: Callable[[TurnItem], None]) -> None:
         """Send the session's events to ``sink`` (a voice run) until ``detach``."""
         self._sink = sink
 
     def detach(self, sink: Callable[[TurnItem], None]) -> None:
-        """Stop sending events to ``sink`` (no-op if another turn took over)."""
+        """Stop sending events to ``sink`` (no-op if another turn took over).
+
+        If the model is still producing that turn, the rest of it is dropped (its listener is
+        gone); only output of later turns reaches the idle listeners.
+        """
         if self._sink == sink:
             self._sink = None
+            self._discard_rest = self.model_busy
 
     async def deltas(
         self, queue: asyncio.Queue[TurnItem], state: TurnState, *, wait_for_background: bool = True

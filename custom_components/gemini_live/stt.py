@@ -27,6 +27,7 @@ from .live.audio import Resampler
 from .live.connection import LiveError
 from .live.messages import INPUT_AUDIO_RATE
 from .live.session import LiveSession
+from .repairs import async_report_error
 from .voice import CURRENT_RUN, VoiceRun
 
 PARALLEL_UPDATES = 0
@@ -128,8 +129,10 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
             session = await agent.async_voice_session(conversation_id)
         except LiveError as err:
             LOGGER.warning("Could not open a Live session for a voice run: %s", err)
+            async_report_error(self.hass, self.entry, self.subentry, err)
             run.stop_playback()
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+        run.stale_turn = session.model_busy
         session.attach(run.observe)
         feeder = self.hass.async_create_background_task(
             self._feed(session.live, metadata, stream, run), name="gemini_live_stt_feed"

@@ -64,9 +64,16 @@ class VoiceRun:
     audio_finished: bool = False
     playing: bool = False
     first_audio_at: float | None = None
+    stale_turn: bool = False  # attached while the model was still answering an earlier run
 
     def observe(self, item: TurnItem) -> None:
         """Route one session item (called by the session's pump, in order)."""
+        if self.stale_turn and not isinstance(item, InputTranscription):
+            # The rest of the previous run's turn (barge-in), up to and including its
+            # turnComplete (which follows ``interrupted``): not an answer to this utterance.
+            if isinstance(item, TurnComplete):
+                self.stale_turn = False
+            return
         if isinstance(item, InputTranscription):
             if item.text:
                 self.transcript.append(item.text)
@@ -116,6 +123,7 @@ class VoiceRuns:
         self.by_conversation[run.conversation_id] = run
         if previous is not None and not previous.audio_finished:
             previous.stop_playback()
+            previous.events.put_nowait(Interrupted())  # its agent stage ends now
             return previous
         return None
 

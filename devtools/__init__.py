@@ -1,0 +1,1 @@
+"""Developer tools: test, benchmark and demo harnesses (never shipped with the integration)."""

@@ -1,0 +1,1 @@
+"""Voice tests: Wyoming satellite harness against HA's real wyoming integration."""
