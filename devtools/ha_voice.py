@@ -14,6 +14,7 @@ ffmpeg); :func:`add_wyoming_satellite` calls it when ffmpeg is not set up yet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 
 from homeassistant.components import ffmpeg
 from homeassistant.components.assist_pipeline import (
@@ -36,7 +37,13 @@ FFMPEG_DOMAIN = "ffmpeg"
 
 
 def ffmpeg_binary() -> str:
-    """Path of the ffmpeg executable shipped by the ``imageio-ffmpeg`` package."""
+    """The ffmpeg to use: ``$GEMINI_LIVE_FFMPEG`` if set, else imageio-ffmpeg's binary.
+
+    CI machines have no system ffmpeg; imageio-ffmpeg ships one in its wheel. Benchmarks set
+    ``GEMINI_LIVE_FFMPEG`` to a distribution's ffmpeg (closer to what HA OS ships).
+    """
+    if override := os.environ.get("GEMINI_LIVE_FFMPEG"):
+        return override
     import imageio_ffmpeg  # type: ignore[import-untyped]  # noqa: PLC0415 - test-only dep
 
     path: str = imageio_ffmpeg.get_ffmpeg_exe()

@@ -55,6 +55,8 @@ class ConnectionRecord:
     model: str | None = None
     received: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)
+    """time.perf_counter() when each ``sent`` message was written (benchmarks)."""
     close_code: int | None = None
     close_reason: str | None = None
     closed_by: str | None = None
@@ -66,6 +68,14 @@ class ConnectionRecord:
     faults_fired: list[str] = field(default_factory=list)
     video_frames: int = 0
     closed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def first_audio_sent_at(self, after: float = 0.0) -> float | None:
+        """When the first model audio frame after ``after`` (perf_counter) was written."""
+        for msg, at in zip(self.sent, self.sent_at, strict=True):
+            parts = msg.get("serverContent", {}).get("modelTurn", {}).get("parts", [])
+            if at >= after and any("inlineData" in p for p in parts):
+                return at
+        return None
 
     async def wait_closed(self, within: float = 5.0) -> None:
         """Wait until the connection has ended and its record is final."""

@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -259,6 +260,7 @@ class Session:
             raise SessionEnded from err
         self._sent_count += 1
         self.record.sent.append(msg)
+        self.record.sent_at.append(time.perf_counter())
 
     async def _send(self, msg: dict[str, Any], *, audio_chunk: bool = False) -> None:
         async with self._send_lock:

@@ -41,11 +41,11 @@ async def test_voice_turn_end_to_end(
     [intent_end] = of(events, PipelineEventType.INTENT_END)
     speech = intent_end["intent_output"]["response"]["speech"]["plain"]["speech"]
     assert speech.strip()
-    # The TTS stream is a float32 WAV of the Live turn's real 24 kHz audio.
+    # The TTS stream is a float WAV (48 kHz float64, see tts.py) of the turn's real audio.
     wav = parse_wav(audio)
-    assert (wav.rate, wav.channels, wav.format_tag) == (24000, 1, 3)
-    samples = np.frombuffer(wav.pcm, dtype="<f4")
-    assert len(samples) > 24000 * 0.3
+    assert (wav.rate, wav.channels, wav.format_tag, wav.sample_width) == (48000, 1, 3, 8)
+    samples = np.frombuffer(wav.pcm, dtype="<f8")
+    assert len(samples) > 48000 * 0.3
     assert float(np.abs(samples).max()) > 0.05
     # The mic audio reached the emulator as 16 kHz realtime input.
     voice = emulator.connections[-1]

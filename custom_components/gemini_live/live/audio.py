@@ -491,6 +491,7 @@ class SampleFormat(enum.Enum):
 
     PCM16 = "s16le"
     FLOAT32 = "f32le"
+    FLOAT64 = "f64le"
 
 
 class WavData(NamedTuple):
@@ -511,6 +512,8 @@ def _format_params(sample_format: SampleFormat | int) -> tuple[int, int]:
     if isinstance(sample_format, SampleFormat):
         if sample_format is SampleFormat.FLOAT32:
             return WAVE_FORMAT_IEEE_FLOAT, 4
+        if sample_format is SampleFormat.FLOAT64:
+            return WAVE_FORMAT_IEEE_FLOAT, 8
         return WAVE_FORMAT_PCM, 2
     if sample_format in (1, 2, 3, 4):
         return WAVE_FORMAT_PCM, sample_format
