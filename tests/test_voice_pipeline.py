@@ -14,7 +14,7 @@ from homeassistant.core import HomeAssistant
 import numpy as np
 
 from custom_components.gemini_live.live.audio import parse_wav
-from live_emulator import LiveEmulator
+from live_emulator import LiveEmulator, Scenario
 
 from .conftest import wait_for
 from .voice_helpers import of, run_voice, tone
@@ -74,7 +74,6 @@ async def test_continue_conversation_on_need_more_input(
     hass: HomeAssistant, pipeline_id: str, emulator: LiveEmulator
 ) -> None:
     """A model waiting for the user (NEED_MORE_INPUT) makes the run continue the conversation."""
-    from live_emulator import Scenario
 
     emulator.config.scenario = Scenario.from_dict(
         {
@@ -99,21 +98,33 @@ async def test_barge_in_stops_the_reply_and_interrupts(
     hass: HomeAssistant, pipeline_id: str, emulator: LiveEmulator
 ) -> None:
     """A new run in the conversation while the reply plays: that reply ends, the model stops."""
-    emulator.config.pace = 1.0  # a real-time reply, still playing when the user speaks again
-    emulator.queue_transcripts("tell me a long story about the kitchen light", "stop")
+    story = "Once upon a time there was a kitchen light that never wanted to sleep. " * 6
+    emulator.config.pace = 1.0  # a real-time reply (~25 s), still playing when the user speaks
+    emulator.config.scenario = Scenario.from_dict(
+        {
+            "turns": [
+                {"match": "audio", "transcript": "tell me a story", "steps": [{"say": story}]},
+                {"match": "audio", "transcript": "stop", "steps": [{"say": "Okay."}]},
+            ]
+        }
+    )
     conversation_id = "barge-in-test"
     first = hass.async_create_task(run_voice(hass, pipeline_id, tone(0.5), conversation_id))
-    await wait_for(
-        lambda: any(
-            "modelTurn" in m.get("serverContent", {}) for c in emulator.connections for m in c.sent
+    try:
+        await wait_for(
+            lambda: any(
+                "modelTurn" in m.get("serverContent", {})
+                for c in emulator.connections
+                for m in c.sent
+            )
         )
-    )
-    second_events, second_audio = await run_voice(hass, pipeline_id, tone(0.5), conversation_id)
-    async with asyncio.timeout(10):
-        _first_events, first_audio = await first
-    # The first reply was cut short: far less than the long story's audio.
-    story_s = len("tell me a long story about the kitchen light") * 0.055
-    assert len(first_audio) < story_s * 24000 * 4
+        second_events, second_audio = await run_voice(hass, pipeline_id, tone(0.5), conversation_id)
+        async with asyncio.timeout(10):
+            _first_events, first_audio = await first
+    finally:
+        first.cancel()
+    # The first reply was cut short: far less than the story's ~25 s of audio (48 kHz float64).
+    assert len(first_audio) < 10 * 48000 * 8
     [stt_end] = of(second_events, PipelineEventType.STT_END)
     assert stt_end["stt_output"]["text"] == "stop"
     assert not of(second_events, PipelineEventType.ERROR)

@@ -13,8 +13,9 @@ from homeassistant.helpers import intent
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import GeminiLiveConfigEntry
-from .const import DOMAIN, SUBENTRY_AGENT
-from .entity import GeminiLiveEntity
+from .const import DOMAIN
+from .entity import GeminiLiveEntity, async_add_agent_entities
+from .errors import session_error
 from .live.connection import LiveError
 from .repairs import async_clear_issues, async_report_error
 from .sessions import TurnState
@@ -38,12 +39,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One conversation entity per agent subentry."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_AGENT:
-            async_add_entities(
-                [GeminiLiveConversationEntity(entry, subentry)],
-                config_subentry_id=subentry.subentry_id,
-            )
+    async_add_agent_entities(
+        entry, async_add_entities, lambda e, s: [GeminiLiveConversationEntity(e, s)]
+    )
 
 
 def _start_tts_streaming(chat_log: conversation.ChatLog) -> None:
@@ -119,7 +117,7 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
                     pass
             except LiveError as err:
                 async_report_error(self.hass, self.entry, self.subentry, err)
-                raise _session_error(err) from err
+                raise session_error(err) from err
             finally:
                 agent.manager.touch(key)
         async_clear_issues(self.hass, self.entry, self.subentry)
@@ -142,7 +140,7 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
                 chat_log, user_input.as_llm_context(DOMAIN), user_input.extra_system_prompt
             )
             if session is None or session.closed:
-                raise _session_error(LiveError("the voice session ended before the reply"))
+                raise session_error(LiveError("the voice session ended before the reply"))
         except conversation.ConverseError as err:
             run.stop_playback()
             return err.as_conversation_result()
@@ -159,7 +157,7 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
                 pass
         except LiveError as err:
             async_report_error(self.hass, self.entry, self.subentry, err)
-            raise _session_error(err) from err
+            raise session_error(err) from err
         finally:
             run.finish_audio()
             session.detach(run.observe)
@@ -186,11 +184,3 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
         if state.waiting_for_input:
             result.continue_conversation = True
         return result
-
-
-def _session_error(err: LiveError) -> HomeAssistantError:
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key="session_error",
-        translation_placeholders={"error": str(err)},
-    )

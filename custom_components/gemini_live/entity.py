@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_MODEL, DOMAIN
+from .const import CONF_MODEL, DOMAIN, SUBENTRY_AGENT
 from .live.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -38,3 +40,16 @@ class GeminiLiveEntity(Entity):
     def agent(self) -> Agent:
         """The runtime of this entity's agent."""
         return self.entry.runtime_data.agents[self.subentry.subentry_id]
+
+
+def async_add_agent_entities(
+    entry: GeminiLiveConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    create: Callable[[GeminiLiveConfigEntry, ConfigSubentry], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for every agent subentry (on the agent's device)."""
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_AGENT:
+            async_add_entities(
+                list(create(entry, subentry)), config_subentry_id=subentry.subentry_id
+            )

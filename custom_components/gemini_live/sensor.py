@@ -14,8 +14,8 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import GeminiLiveConfigEntry
-from .const import SIGNAL_USAGE, SUBENTRY_AGENT
-from .entity import GeminiLiveEntity
+from .const import SIGNAL_USAGE
+from .entity import GeminiLiveEntity, async_add_agent_entities
 from .live.messages import Usage
 
 PARALLEL_UPDATES = 0
@@ -33,12 +33,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Three usage sensors per agent."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_AGENT:
-            async_add_entities(
-                [UsageSensor(entry, subentry, d) for d in DESCRIPTIONS],
-                config_subentry_id=subentry.subentry_id,
-            )
+    async_add_agent_entities(
+        entry, async_add_entities, lambda e, s: [UsageSensor(e, s, d) for d in DESCRIPTIONS]
+    )
 
 
 class UsageSensor(GeminiLiveEntity, RestoreSensor):

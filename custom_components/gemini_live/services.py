@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 import probatio as vol
 
 from .agent import Agent
 from .const import DOMAIN
+from .errors import session_error
 from .live.connection import LiveError
 from .repairs import async_report_error
 
@@ -58,11 +59,7 @@ async def _async_announce(call: ServiceCall) -> ServiceResponse:
         said = await agent.async_announce(call.data[ATTR_PROMPT], call.data[ATTR_TARGETS])
     except LiveError as err:
         async_report_error(call.hass, agent.entry, agent.subentry, err)
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="session_error",
-            translation_placeholders={"error": str(err)},
-        ) from err
+        raise session_error(err) from err
     return {"text": said} if call.return_response else None
 
 

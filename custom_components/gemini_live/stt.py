@@ -21,8 +21,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util.ulid import ulid_now
 
 from . import GeminiLiveConfigEntry
-from .const import CONF_VAD_MODE, LOGGER, SUBENTRY_AGENT, VAD_MANUAL
-from .entity import GeminiLiveEntity
+from .const import CONF_VAD_MODE, LOGGER, VAD_MANUAL
+from .entity import GeminiLiveEntity, async_add_agent_entities
 from .live.audio import Resampler
 from .live.connection import LiveError
 from .live.messages import INPUT_AUDIO_RATE
@@ -50,11 +50,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One STT entity per agent."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_AGENT:
-            async_add_entities(
-                [GeminiLiveSTTEntity(entry, subentry)], config_subentry_id=subentry.subentry_id
-            )
+    async_add_agent_entities(entry, async_add_entities, lambda e, s: [GeminiLiveSTTEntity(e, s)])
 
 
 class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):

@@ -22,8 +22,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import GeminiLiveConfigEntry
-from .const import LOGGER, SUBENTRY_AGENT
-from .entity import GeminiLiveEntity
+from .const import LOGGER
+from .entity import GeminiLiveEntity, async_add_agent_entities
 from .live.audio import Resampler, SampleFormat, pcm16_to_float32, wav_header
 from .live.connection import LiveError
 from .live.messages import OUTPUT_AUDIO_RATE, AudioOut, Interrupted, Modality, TurnComplete
@@ -46,11 +46,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One TTS entity per agent."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_AGENT:
-            async_add_entities(
-                [GeminiLiveTTSEntity(entry, subentry)], config_subentry_id=subentry.subentry_id
-            )
+    async_add_agent_entities(entry, async_add_entities, lambda e, s: [GeminiLiveTTSEntity(e, s)])
 
 
 # HA converts our stream with ffmpeg, whose WAV reader works in 4096-byte packets: 42.7 ms of
