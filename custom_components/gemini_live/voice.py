@@ -122,6 +122,10 @@ class VoiceRuns:
         previous = self.by_conversation.get(run.conversation_id)
         self.by_conversation[run.conversation_id] = run
         if previous is not None and not previous.audio_finished:
+            # Superseded: release every stage of the old run, wherever it is (its STT may still
+            # wait for the model's first output, which now goes to the new run).
+            previous.speech_ended.set()
+            previous.transcribed.set()
             previous.stop_playback()
             previous.events.put_nowait(Interrupted())  # its agent stage ends now
             return previous
