@@ -110,6 +110,7 @@ class Agent:
         self, chat_log: conversation.ChatLog, *, text_only: bool
     ) -> tuple[SetupConfig, ToolSet]:
         """The Live setup and tools for a chat log whose LLM data was provided."""
+        resolution = self.options.get(CONF_MEDIA_RESOLUTION)
         system = chat_log.content[0]
         prompt = system.content if isinstance(system, conversation.SystemContent) else ""
         tools = ToolSet(
@@ -118,9 +119,8 @@ class Agent:
             self.caps,
             tool_policy(self.options),
             cameras=exposed_cameras(self.hass) if chat_log.llm_api else (),
+            media_resolution=MediaResolution(resolution) if resolution else None,
         )
-        resolution = self.options.get(CONF_MEDIA_RESOLUTION)
-        tools.set_media_resolution(MediaResolution(resolution) if resolution else None)
         setup = build_setup_config(
             self.model,
             self.options,

@@ -134,7 +134,6 @@ class TurnState:
 
     waiting_for_input: bool = False
     interrupted: bool = False
-    usage: Usage | None = None
 
 
 class ConversationSession:
@@ -388,8 +387,6 @@ class ConversationSession:
                     if self._followups and self._output_since_outcome:
                         self._followups -= 1
                     completed = True
-                case Usage():
-                    state.usage = item
                 case _:
                     pass
 

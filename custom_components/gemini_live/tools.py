@@ -154,9 +154,11 @@ class ToolSet:
         policy: ToolPolicy,
         *,
         cameras: Iterable[str] = (),
+        media_resolution: MediaResolution | None = None,
     ) -> None:
         """Build declarations for ``llm_api``'s tools and the exposed ``cameras``."""
         self.hass = hass
+        self._media_resolution = media_resolution  # sizes camera images
         self.llm_api = llm_api
         self.policy = policy
         self.caps = caps
@@ -274,12 +276,6 @@ class ToolSet:
         return llm.ToolResult(
             {"success": True, "camera": entity_id, "note": "The current image was sent to you."}
         )
-
-    _media_resolution: MediaResolution | None = None
-
-    def set_media_resolution(self, resolution: MediaResolution | None) -> None:
-        """The agent's media resolution (sizes camera images)."""
-        self._media_resolution = resolution
 
 
 def _error(message: str, kind: str) -> llm.ToolResult:

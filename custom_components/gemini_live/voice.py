@@ -117,8 +117,8 @@ class VoiceRuns:
         """No runs yet."""
         self.by_conversation: dict[str, VoiceRun] = {}
 
-    def start(self, run: VoiceRun) -> VoiceRun | None:
-        """Register ``run``; stop and return the conversation's previous run, if still playing."""
+    def start(self, run: VoiceRun) -> None:
+        """Register ``run``; release the conversation's previous run if it is still going."""
         previous = self.by_conversation.get(run.conversation_id)
         self.by_conversation[run.conversation_id] = run
         if previous is not None and not previous.audio_finished:
@@ -128,8 +128,6 @@ class VoiceRuns:
             previous.transcribed.set()
             previous.stop_playback()
             previous.events.put_nowait(Interrupted())  # its agent stage ends now
-            return previous
-        return None
 
     def latest(self, conversation_id: str) -> VoiceRun | None:
         """The conversation's most recent run."""
