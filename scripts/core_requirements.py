@@ -17,6 +17,7 @@ ROOTS = (
     "assist_satellite",
     "camera",
     "conversation",
+    "esphome",
     "ffmpeg",
     "light",
     "media_player",

@@ -22,6 +22,7 @@ from custom_components.gemini_live.sessions import trim_system_prompt
 from live_emulator import LiveEmulator
 
 from .conftest import agent_data, wait_for
+from .ha_compat import chat_session_kwargs
 
 AGENT = "conversation.gemini_live"
 
@@ -38,7 +39,9 @@ async def converse(
 def chat_content(hass: HomeAssistant, conversation_id: str) -> list[Any]:
     """The chat log of a conversation."""
     with (
-        chat_session.async_get_chat_session(hass, conversation_id) as session,
+        chat_session.async_get_chat_session(
+            hass, conversation_id, **chat_session_kwargs()
+        ) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
     ):
         return list(chat_log.content)

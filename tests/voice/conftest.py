@@ -65,6 +65,7 @@ from devtools.ha_voice import (
     wire_satellite,
 )
 from devtools.wyoming_satellite import FakeSatellite, load_wav_pcm16k
+from tests.ha_compat import entry_method_result
 
 SPEECH_DIR = Path(__file__).parent.parent / "fixtures" / "speech"
 TEST_DOMAIN = "test"
@@ -373,12 +374,13 @@ async def fake_engines(hass: HomeAssistant, ffmpeg_setup: str) -> AsyncIterator[
     """Set up the ``test`` integration: FakeSTT, FakeTTS and a Kitchen light."""
     platforms = [Platform.STT, Platform.TTS, Platform.LIGHT]
 
-    async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool | None:
         await hass.config_entries.async_forward_entry_setups(entry, platforms)
-        return True
+        return entry_method_result()
 
-    async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-        return await hass.config_entries.async_unload_platforms(entry, platforms)
+    async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool | None:
+        assert await hass.config_entries.async_unload_platforms(entry, platforms)
+        return entry_method_result()
 
     mock_integration(
         hass,
