@@ -145,14 +145,14 @@ class GeminiLiveConfigFlow(ConfigFlow, domain=DOMAIN):
             if self.source == SOURCE_USER:
                 self._async_abort_entries_match({CONF_API_KEY: data[CONF_API_KEY]})
             if not (errors := await _validate(self.hass, data)):
-                if self.source == SOURCE_REAUTH:
-                    return self.async_update_reload_and_abort(
-                        self._get_reauth_entry(), data_updates=data
-                    )
-                if self.source == SOURCE_RECONFIGURE:
-                    return self.async_update_reload_and_abort(
-                        self._get_reconfigure_entry(), data_updates=data
-                    )
+                if self.source in (SOURCE_REAUTH, SOURCE_RECONFIGURE):
+                    entry = self._current_entry()
+                    if {**entry.data, **data} == dict(entry.data):
+                        # Unchanged (e.g. a key that works again): the update listener
+                        # only reloads on a change, so reload here.
+                        self.hass.config_entries.async_schedule_reload(entry.entry_id)
+                    # Changed: the entry's update listener reloads it.
+                    return self.async_update_and_abort(entry, data_updates=data)
                 return self.async_create_entry(
                     title=DEFAULT_TITLE,
                     data=data,
@@ -294,9 +294,22 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         return self.source == SOURCE_USER
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """New agent."""
-        self.options = {**RECOMMENDED_AGENT_OPTIONS, CONF_PROMPT: DEFAULT_PROMPT}
+        """New agent: the recommended options, with the Assist API ticked."""
+        self.options = {
+            **RECOMMENDED_AGENT_OPTIONS,
+            CONF_PROMPT: DEFAULT_PROMPT,
+            CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+        }
         return await self.async_step_agent()
+
+    def _unique_default_name(self) -> str:
+        """"Gemini Live", or "Gemini Live 2", "Gemini Live 3"... if taken by another agent."""
+        taken = {sub.title for sub in self._get_entry().subentries.values()}
+        name, number = DEFAULT_AGENT_NAME, 1
+        while name in taken:
+            number += 1
+            name = f"{DEFAULT_AGENT_NAME} {number}"
+        return name
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
@@ -323,7 +336,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         ]
         schema: dict[Any, Any] = {}
         if self._is_new:
-            schema[vol.Required(CONF_NAME, default=DEFAULT_AGENT_NAME)] = str
+            schema[vol.Required(CONF_NAME, default=self._unique_default_name())] = str
         schema.update(
             {
                 vol.Required(CONF_MODEL, default=self.options[CONF_MODEL]): SelectSelector(

@@ -140,7 +140,7 @@ def _remove_foreign_registry_entries(hass: HomeAssistant, entry: ConfigEntry) ->
         ent_reg.async_remove(entity.entity_id)
     dev_reg = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(dev_reg, entry.entry_id):
-        dev_reg.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
+        dev_reg.async_remove_device(device.id)
     return len(entities)
 
 
