@@ -142,10 +142,44 @@ class Agent:
         """Fill the chat log's system prompt and LLM API (raises ConverseError)."""
         await chat_log.async_provide_llm_data(
             llm_context,
-            self.options.get(CONF_LLM_HASS_API),
+            await self._async_usable_apis(llm_context.context),
             self.options.get(CONF_PROMPT),
             extra,
         )
+
+    async def _async_usable_apis(self, context: Context | None) -> list[str] | None:
+        """The agent's LLM APIs that ``context``'s user may use.
+
+        An API that requires an administrator (HA 2026.11's "Home Assistant" API) is left out
+        for anyone else, such as a voice satellite's run, which has no user: asking HA for it
+        would fail the whole turn. APIs that no longer exist are left out too.
+        """
+        selected = self.options.get(CONF_LLM_HASS_API)
+        if not selected:
+            return None
+        wanted = [selected] if isinstance(selected, str) else list(selected)
+        admin: bool | None = None
+        usable: list[str] = []
+        for api in llm.async_get_apis(self.hass):
+            if api.id not in wanted:
+                continue
+            if getattr(api, "requires_admin", False):  # HA 2026.11+
+                if admin is None:
+                    admin = await self._async_is_admin(context)
+                if not admin:
+                    continue
+            usable.append(api.id)
+        if left_out := [api_id for api_id in wanted if api_id not in usable]:
+            LOGGER.debug(
+                "Agent %s: LLM APIs not used for this turn: %s", self.subentry.title, left_out
+            )
+        return usable or None
+
+    async def _async_is_admin(self, context: Context | None) -> bool:
+        if context is None or context.user_id is None:
+            return False
+        user = await self.hass.auth.async_get_user(context.user_id)
+        return user is not None and user.is_admin
 
     async def _async_audio_setup(self, conversation_id: str) -> tuple[SetupConfig, ToolSet]:
         """Setup + tools for an AUDIO session opened before (or without) a chat log.

@@ -16,12 +16,13 @@ from homeassistant.components import stt
 from homeassistant.components.stt.models import SpeechAudioProcessing
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import chat_session
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util.ulid import ulid_now
 
 from . import GeminiLiveConfigEntry
-from .const import CONF_VAD_MODE, LOGGER, VAD_MANUAL
+from .const import CONF_VAD_MODE, DOMAIN, LOGGER, VAD_MANUAL
 from .entity import GeminiLiveEntity, async_add_agent_entities
 from .live.audio import Resampler
 from .live.connection import LiveError
@@ -128,6 +129,14 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
             async_report_error(self.hass, self.entry, self.subentry, err)
             run.stop_playback()
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+        except HomeAssistantError as err:  # e.g. ConverseError: the agent's tools are unusable
+            run.stop_playback()
+            LOGGER.warning("Agent %s cannot take a voice request: %s", agent.subentry.title, err)
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="voice_setup_failed",
+                translation_placeholders={"agent": agent.subentry.title, "error": str(err)},
+            ) from err
         run.stale_turn = session.model_busy
         session.attach(run.observe)
         feeder = self.hass.async_create_background_task(
