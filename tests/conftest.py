@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+import logging
 from typing import Any
 
+from homeassistant import block_async_io
 from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_PROMPT
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import llm
+from homeassistant.helpers import frame, llm
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -33,6 +35,51 @@ TEST_API_KEY = "AIzaTESTKEY-0123456789abcdefghijklmnopq"
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: Any) -> None:
     """Enable loading custom integrations in every test."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def blocking_call_detector() -> None:
+    """Turn on HA's blocking-call detector (``block_async_io``), as a running HA has it.
+
+    phcc leaves it off; with it on, blocking I/O in the event loop is reported (by our code:
+    fails the test through ``ha_reports_about_us``; by core: raises).
+    """
+    block_async_io.enable()
+
+
+class _OurReports(logging.Handler):
+    """Collects HA's reports (deprecations, blocking calls) that name our integration."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Detected" in message and (DOMAIN in message or "custom_components/" in message):
+            self.reports.append(message.splitlines()[0])
+
+
+@pytest.fixture(autouse=True)
+def ha_reports_about_us() -> Iterator[list[str]]:
+    """Fail the test if HA reports our code: a deprecated API or blocking I/O in the loop.
+
+    A repeated blocking call is logged at DEBUG, hence the DEBUG level here.
+    Tests that provoke a report on purpose empty the yielded list.
+    """
+    handler = _OurReports()
+    # HA reports each deprecation once per process: forget earlier tests' so each test sees its own.
+    getattr(frame, "_REPORTED_INTEGRATIONS", set()).clear()
+    loggers = [logging.getLogger(name) for name in ("homeassistant.helpers.frame", "homeassistant.util.loop")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield handler.reports
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert not handler.reports, f"Home Assistant reported our integration: {handler.reports}"
 
 
 @pytest.fixture(autouse=True)
