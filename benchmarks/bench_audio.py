@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from custom_components.gemini_live.live.audio import Resampler, design_resampler
+from custom_components.gemini_live.live.pcm import Resampler, design_resampler
 
 CASES: tuple[tuple[int, int], ...] = (
     (16000, 24000),

@@ -1,10 +1,12 @@
-"""Tests of the numpy PCM helpers: resampler quality (against scipy), streaming, WAV, chunking.
+"""Tests of live/pcm.py: resampler quality (against scipy), streaming, PCM16, WAV stream headers.
 
 Resampler quality is measured with single cosine tones on exact FFT bins: each tone is a
 multiple of 10 Hz, the signal runs 160 ms, and the middle 100 ms of the output (past the filter
 start/end transients) is analysed with a rectangular-window FFT, so the wanted tone falls in
 exactly one bin and every other bin holds only what the resampler added (aliases, images,
 rounding noise). Levels are in dB relative to the input tone amplitude.
+
+The WAV reader the other tests use (tests/wav_tools.py) is tested here too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import io
 import math
+import os
 import shutil
 import struct
 import subprocess
@@ -21,32 +24,18 @@ import numpy as np
 from numpy.typing import NDArray
 import pytest
 from scipy import signal
+from scipy.io import wavfile
 
-from custom_components.gemini_live.live.audio import (
-    DBFS_FLOOR,
+from custom_components.gemini_live.live.pcm import (
     STREAMING_SIZE,
-    PcmChunker,
     Resampler,
     SampleFormat,
-    WavData,
-    apply_gain,
-    build_wav,
-    chunk_pcm,
     design_resampler,
-    downmix_to_mono,
-    float32_bytes_to_pcm16,
-    float32_to_int16,
-    float32_to_pcm16,
-    frame_bytes_for,
-    parse_wav,
     pcm16_to_float32,
-    resample,
-    resample_float,
-    rms_dbfs,
-    rms_level,
-    to_float32_bytes,
     wav_header,
 )
+
+from ..wav_tools import WavData, parse_wav
 
 RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 PAIRS = [(a, b) for a in RATES for b in RATES if a != b]
@@ -103,6 +92,20 @@ def _measure(
             row[b] = -np.inf
         spur[i] = row.max()
     return wanted, spur
+
+
+def resample(pcm: bytes | NDArray[np.int16], in_rate: int, out_rate: int) -> bytes:
+    """One-shot PCM16 resampling: a fresh streaming resampler, then its flush."""
+    resampler = Resampler(in_rate, out_rate)
+    return resampler.process(pcm) + resampler.flush()
+
+
+def resample_float(
+    samples: NDArray[np.floating], in_rate: int, out_rate: int
+) -> NDArray[np.float32]:
+    """One-shot float resampling (float32 out, no clipping)."""
+    resampler = Resampler(in_rate, out_rate)
+    return np.concatenate((resampler.process_float(samples), resampler.flush_float()))
 
 
 def _ours(in_rate: int, out_rate: int) -> ResampleFn:
@@ -208,7 +211,7 @@ def test_prototype_filter_response(in_rate: int, out_rate: int) -> None:
     """The designed low-pass itself: flat to 0.45 f_min, >= 60 dB down from 0.5 f_min."""
     design = design_resampler(in_rate, out_rate)
     proto_rate = in_rate * design.up
-    n_fft = 1 << max(20, (design.taps * 8 - 1).bit_length())
+    n_fft = 1 << max(20, (design.prototype.size * 8 - 1).bit_length())
     response = np.abs(np.fft.rfft(design.prototype / design.up, n_fft))
     freqs = np.fft.rfftfreq(n_fft, 1 / proto_rate)
     f_min = min(in_rate, out_rate)
@@ -244,8 +247,8 @@ def test_chunked_equals_one_shot(in_rate: int, out_rate: int) -> None:
         chunk = pcm[pos : pos + n]
         parts.append(r.process(chunk.tobytes() if rng.random() < 0.5 else chunk))
         pos += chunk.size
-        expected_so_far = max(0, -(-pos * design.up // design.down) - design.delay)
-        assert sum(len(p) for p in parts) // 2 == expected_so_far  # latency is exactly `delay`
+        expected_so_far = max(0, -(-pos * design.up // design.down) - r.latency_samples)
+        assert sum(len(p) for p in parts) // 2 == expected_so_far  # held back: exactly the latency
     parts.append(r.flush())
     chunked = np.frombuffer(b"".join(parts), dtype="<i2")
     assert chunked.size == one_shot.size
@@ -259,16 +262,36 @@ def test_chunked_equals_one_shot(in_rate: int, out_rate: int) -> None:
     np.testing.assert_allclose(streamed, whole, atol=2e-6)
 
 
-def test_process_array_and_reuse_after_flush() -> None:
+def test_array_input_and_reuse_after_flush() -> None:
     pcm = _noise_pcm(2400)
     r = Resampler(24000, 16000)
-    first = np.concatenate([r.process_array(pcm), np.frombuffer(r.flush(), dtype="<i2")])
-    second = np.concatenate([r.process_array(pcm.tobytes()), np.frombuffer(r.flush(), "<i2")])
-    np.testing.assert_array_equal(first, second)
+    first = r.process(pcm) + r.flush()
+    second = r.process(pcm.tobytes()) + r.flush()  # flush() reset the state
+    assert len(first) == 2 * 1600
+    assert first == second
     assert r.flush() == b""  # nothing pending
     assert r.process(b"") == b""
-    assert r.process_array(np.zeros(0, np.int16)).size == 0
+    assert r.process(np.zeros(0, np.int16)) == b""
     assert r.process_float(np.zeros(0)).size == 0
+    assert r.flush_float().size == 0
+
+
+def test_pcm16_and_float_calls_share_one_state() -> None:
+    """process() and process_float() may be mixed on one stream (the TTS paths do)."""
+    pcm = _noise_pcm(4800, seed=9)
+    one_shot = np.frombuffer(resample(pcm, 24000, 22050), dtype="<i2").astype(int)
+    r = Resampler(24000, 22050)
+    parts: list[NDArray[np.float64]] = []
+    for i, start in enumerate(range(0, pcm.size, 480)):
+        chunk = pcm[start : start + 480]
+        if i % 2:
+            parts.append(np.frombuffer(r.process(chunk), dtype="<i2").astype(np.float64))
+        else:
+            parts.append(r.process_float(pcm16_to_float32(chunk)).astype(np.float64) * 32768)
+    parts.append(r.flush_float().astype(np.float64) * 32768)
+    mixed = np.concatenate(parts)
+    assert mixed.size == one_shot.size
+    assert np.max(np.abs(mixed - one_shot)) <= 1.0
 
 
 @pytest.mark.parametrize(("in_rate", "out_rate"), PAIRS, ids=PAIR_IDS)
@@ -329,24 +352,28 @@ def test_full_scale_clips_instead_of_wrapping(in_rate: int, out_rate: int) -> No
 def test_passthrough_and_cache() -> None:
     pcm = _noise_pcm(1000).tobytes()
     r = Resampler(16000, 16000)
-    assert r.passthrough
-    assert r.design is None
     assert r.latency_samples == 0
+    assert r.latency_seconds == 0.0
     assert r.process(pcm) == pcm
     assert r.process(np.frombuffer(pcm, np.int16)) == pcm
     assert r.flush() == b""
     np.testing.assert_array_equal(r.process_float(np.ones(3)), np.ones(3, np.float32))
-    assert resample(pcm, 16000, 16000) == pcm
+    assert r.flush_float().size == 0
 
-    design_resampler(24000, 16000)
+    design = design_resampler(24000, 16000)
     misses = design_resampler.cache_info().misses
     r1, r2 = Resampler(24000, 16000), Resampler(24000, 16000)
-    assert r1.design is r2.design
     r1.process(pcm)
-    assert design_resampler.cache_info().misses == misses
-    assert r1.design is not None
-    assert not r1.design.weights.flags.writeable  # shared, so read-only
-    assert r1.latency_seconds == pytest.approx(r1.latency_samples / 16000)
+    r2.process_float(np.ones(3))
+    assert design_resampler(24000, 16000) is design
+    assert design_resampler.cache_info().misses == misses  # no new design per resampler
+    assert not design.weights.flags.writeable  # shared, so read-only
+    assert r1.latency_samples == design.delay > 0
+    assert r1.latency_seconds == pytest.approx(design.delay / 16000)
+    assert r1.latency_seconds == pytest.approx(0.0025)
+    # The figures the module docstring gives.
+    assert Resampler(16000, 48000).latency_seconds == pytest.approx(0.0025)
+    assert Resampler(48000, 8000).latency_seconds == pytest.approx(0.005)
 
 
 def test_resampler_rejects_bad_input() -> None:
@@ -362,202 +389,148 @@ def test_resampler_rejects_bad_input() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# PCM helpers
+# PCM16
 # --------------------------------------------------------------------------------------------
 
 
-def test_pcm16_float_round_trip_is_exact() -> None:
+def test_pcm16_to_float32_is_exact() -> None:
     every = np.arange(-32768, 32768, dtype=np.int16)
     as_float = pcm16_to_float32(every.tobytes())
     assert as_float.dtype == np.float32
     assert as_float[0] == -1.0
     assert as_float[-1] == pytest.approx(32767 / 32768)
-    assert float32_to_pcm16(as_float) == every.tobytes()
-    np.testing.assert_array_equal(float32_to_int16(as_float), every)
-
-
-def test_float_to_pcm16_clips_and_rounds() -> None:
-    values = np.array([2.0, 1.0, -1.0, -3.0, 0.5 / 32768 * 1.01, -1.4 / 32768, np.float32(1e9)])
-    out = np.frombuffer(float32_to_pcm16(values), dtype="<i2")
-    np.testing.assert_array_equal(out, [32767, 32767, -32768, -32768, 1, -1, 32767])
-
-
-def test_float32_bytes_conversions() -> None:
-    pcm = np.array([0, 16384, -32768, 32767], dtype=np.int16)
-    f32 = to_float32_bytes(pcm.tobytes())
-    assert len(f32) == 16
+    np.testing.assert_array_equal(np.rint(as_float * 32768).astype(np.int16), every)  # lossless
+    np.testing.assert_array_equal(pcm16_to_float32(every), as_float)
     np.testing.assert_array_equal(
-        np.frombuffer(f32, "<f4"), np.array([0, 0.5, -1, 32767 / 32768], np.float32)
+        pcm16_to_float32(memoryview(bytearray(every.tobytes()))), as_float
     )
-    assert to_float32_bytes(pcm) == f32
-    assert float32_bytes_to_pcm16(f32) == pcm.tobytes()
-    with pytest.raises(ValueError, match="multiple of 4"):
-        float32_bytes_to_pcm16(b"\x00" * 6)
-
-
-def test_downmix_to_mono() -> None:
-    stereo = np.array([1000, 3000, 32767, 32767, -32768, -32768, -3, 0], dtype=np.int16)
-    mono = np.frombuffer(downmix_to_mono(stereo.tobytes()), "<i2")
-    np.testing.assert_array_equal(mono, [2000, 32767, -32768, -2])  # -1.5 rounds to even
-    quad = np.array([4, 8, 12, 16], dtype=np.int16)
-    assert np.frombuffer(downmix_to_mono(quad, channels=4), "<i2").tolist() == [10]
-    assert downmix_to_mono(quad.tobytes(), channels=1) == quad.tobytes()
-    with pytest.raises(ValueError, match="whole number"):
-        downmix_to_mono(np.zeros(3, np.int16))
-    with pytest.raises(ValueError, match="channels"):
-        downmix_to_mono(b"", channels=0)
-
-
-def test_levels() -> None:
-    square = np.array([32767, -32768] * 100, dtype=np.int16)
-    assert rms_level(square) == pytest.approx(1.0, abs=1e-4)
-    assert rms_dbfs(square) == pytest.approx(0.0, abs=1e-3)
-    t = np.arange(16000) / 16000
-    sine = np.rint(0.5 * 32768 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-    assert rms_level(sine.tobytes()) == pytest.approx(0.5 / math.sqrt(2), rel=1e-4)
-    assert rms_dbfs(sine) == pytest.approx(20 * math.log10(0.5) - 3.0103, abs=0.01)
-    assert rms_dbfs(bytes(320)) == DBFS_FLOOR
-    assert rms_dbfs(b"") == DBFS_FLOOR
-    assert rms_level(b"") == 0.0
-    assert rms_dbfs(np.array([1, 0, 0, 0], np.int16), floor_db=-60.0) == -60.0
-
-
-def test_apply_gain() -> None:
-    pcm = np.array([1000, -1000, 20000, -20000, 0], dtype=np.int16)
-    louder = np.frombuffer(apply_gain(pcm.tobytes(), 20 * math.log10(2)), "<i2")
-    np.testing.assert_array_equal(louder, [2000, -2000, 32767, -32768, 0])
-    quieter = np.frombuffer(apply_gain(pcm, -20 * math.log10(2)), "<i2")
-    np.testing.assert_array_equal(quieter, [500, -500, 10000, -10000, 0])
-    assert apply_gain(pcm, 0.0) == pcm.tobytes()
-
-
-def test_frame_bytes_for() -> None:
-    assert frame_bytes_for(16000, 20) == 640
-    assert frame_bytes_for(24000, 10, channels=2) == 960
-    assert frame_bytes_for(22050, 10) == 440  # 220.5 frames -> 220
+    with pytest.raises(ValueError, match="odd number of bytes"):
+        pcm16_to_float32(b"\x00")
 
 
 # --------------------------------------------------------------------------------------------
-# WAV
+# WAV stream headers (and the tests' WAV reader)
 # --------------------------------------------------------------------------------------------
 
 
-def test_pcm16_wav_round_trip_with_wave_module() -> None:
-    pcm = _noise_pcm(1234).tobytes()
-    data = build_wav(pcm, 24000)
-    assert len(data) == 44 + len(pcm)
-    with wave.open(io.BytesIO(data)) as w:
-        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 24000)
-        assert w.getnframes() == 1234
-        assert w.readframes(2000) == pcm
-    assert parse_wav(data) == WavData(24000, 1, 2, 1, pcm)
-    rate, channels, width, tag, body = parse_wav(data)  # plain tuple unpacking works
-    assert (rate, channels, width, tag, body) == (24000, 1, 2, 1, pcm)
-
-    # What the wave module writes, we parse (stereo here).
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(pcm[:400])
-    assert parse_wav(buf.getvalue()) == WavData(16000, 2, 2, 1, pcm[:400])
-    assert wav_header(16000, 2, 2, 400) == buf.getvalue()[:44]  # byte-identical header
+def _ffmpeg() -> str | None:
+    """The ffmpeg HA would use in the tests (see devtools/ha_voice.py), or None."""
+    if override := os.environ.get("GEMINI_LIVE_FFMPEG"):
+        return override
+    try:
+        import imageio_ffmpeg  # type: ignore[import-untyped]
+    except ImportError:
+        return shutil.which("ffmpeg")
+    path: str = imageio_ffmpeg.get_ffmpeg_exe()
+    return path
 
 
-def test_pcm16_header_fields() -> None:
-    header = wav_header(16000, 1, SampleFormat.PCM16, 3200)
-    assert header == wav_header(16000, 1, 2, 3200)
-    fields = struct.unpack("<4sI4s4sIHHIIHH4sI", header)
-    assert fields == (
+def test_pcm16_stream_header() -> None:
+    pcm = _noise_pcm(500).tobytes()
+    header = wav_header(16000)
+    assert header == wav_header(16000, 1, SampleFormat.PCM16)
+    assert struct.unpack("<4sI4s4sIHHIIHH4sI", header) == (
         b"RIFF",
-        36 + 3200,
+        STREAMING_SIZE,
         b"WAVE",
         b"fmt ",
         16,
-        1,
+        1,  # PCM
         1,
         16000,
         32000,
         2,
         16,
         b"data",
-        3200,
+        STREAMING_SIZE,
     )
+    assert parse_wav(header + pcm + b"\x01") == WavData(16000, 1, 2, 1, pcm)  # partial frame cut
+    rate, channels, width, tag, body = parse_wav(header + pcm)  # plain tuple unpacking works
+    assert (rate, channels, width, tag, body) == (16000, 1, 2, 1, pcm)
+    with wave.open(io.BytesIO(header + pcm)) as w:  # the stdlib reader copes
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
+        assert w.readframes(10_000) == pcm
+
+    # Apart from the two sizes, byte-identical to what the wave module writes (stereo here).
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(pcm[:400])
+    written = buf.getvalue()
+    stereo = wav_header(24000, 2)
+    assert len(stereo) == 44
+    assert stereo[:4] + stereo[8:40] == written[:4] + written[8:40]
+    assert parse_wav(written) == WavData(24000, 2, 2, 1, pcm[:400])
 
 
-def test_float32_header_fields_and_parse() -> None:
-    samples = np.linspace(-1, 1, 480, dtype=np.float32)
-    body = samples.astype("<f4").tobytes()
-    data = build_wav(body, 48000, 1, SampleFormat.FLOAT32)
-    header = data[:58]
+@pytest.mark.parametrize(
+    ("sample_format", "dtype"), [(SampleFormat.FLOAT32, "<f4"), (SampleFormat.FLOAT64, "<f8")]
+)
+def test_float_stream_header(sample_format: SampleFormat, dtype: str) -> None:
+    samples = np.linspace(-1, 1, 480).astype(dtype)
+    width = samples.itemsize
+    header = wav_header(48000, 1, sample_format)
+    assert len(header) == 58
     (riff, riff_size, wave_id, fmt_id, fmt_size, tag, ch, rate, byte_rate, align, bits, cb) = (
         struct.unpack_from("<4sI4s4sIHHIIHHH", header, 0)
     )
-    assert (riff, wave_id, fmt_id) == (b"RIFF", b"WAVE", b"fmt ")
-    assert riff_size == len(data) - 8 == 50 + len(body)
+    assert (riff, riff_size, wave_id, fmt_id) == (b"RIFF", STREAMING_SIZE, b"WAVE", b"fmt ")
     assert (fmt_size, tag, ch, rate, byte_rate, align, bits, cb) == (
         18,
-        3,
+        3,  # IEEE float
         1,
         48000,
-        192000,
-        4,
-        32,
+        48000 * width,
+        width,
+        8 * width,
         0,
     )
-    assert struct.unpack_from("<4sII", header, 38) == (b"fact", 4, 480)  # frame count
-    assert struct.unpack_from("<4sI", header, 50) == (b"data", len(body))
-    parsed = parse_wav(data)
-    assert parsed[:4] == (48000, 1, 4, 3)
-    np.testing.assert_array_equal(np.frombuffer(parsed.pcm, "<f4"), samples)
+    assert struct.unpack_from("<4sII", header, 38) == (b"fact", 4, 0)  # 0 = unknown length
+    assert struct.unpack_from("<4sI", header, 50) == (b"data", STREAMING_SIZE)
+
+    parsed = parse_wav(header + samples.tobytes())
+    assert parsed[:4] == (48000, 1, width, 3)
+    np.testing.assert_array_equal(np.frombuffer(parsed.pcm, dtype), samples)
+    # An independent reader: scipy's (it warns that the stream is shorter than the header says).
+    with pytest.warns(wavfile.WavFileWarning, match="Reached EOF prematurely"):
+        scipy_rate, scipy_samples = wavfile.read(io.BytesIO(header + samples.tobytes()))
+    assert scipy_rate == 48000
+    np.testing.assert_array_equal(scipy_samples, samples)
     # The stdlib wave module cannot read IEEE float (hence the field-by-field check above).
-    with pytest.raises(wave.Error, match="unknown format: 3"), wave.open(io.BytesIO(data)):
+    with pytest.raises(wave.Error, match="unknown format: 3"), wave.open(io.BytesIO(header)):
         pass
 
 
-def test_streaming_headers() -> None:
-    pcm = _noise_pcm(500).tobytes()
-    header = wav_header(16000)
-    assert len(header) == 44
-    assert struct.unpack_from("<I", header, 4)[0] == STREAMING_SIZE
-    assert struct.unpack_from("<I", header, 40)[0] == STREAMING_SIZE
-    assert parse_wav(header + pcm + b"\x01") == WavData(16000, 1, 2, 1, pcm)  # partial frame cut
-    with wave.open(io.BytesIO(header + pcm)) as w:  # the stdlib reader copes too
-        assert w.readframes(10_000) == pcm
-
-    fheader = wav_header(24000, 1, SampleFormat.FLOAT32)
-    assert len(fheader) == 58
-    assert struct.unpack_from("<I", fheader, 4)[0] == STREAMING_SIZE
-    assert struct.unpack_from("<4sII", fheader, 38) == (b"fact", 4, 0)  # 0 = unknown length
-    assert struct.unpack_from("<4sI", fheader, 50) == (b"data", STREAMING_SIZE)
-    f32 = to_float32_bytes(pcm)
-    assert parse_wav(fheader + f32) == WavData(24000, 1, 4, 3, f32)
-
-    # Some writers stream with 0 sizes instead.
-    zeroed = bytearray(header)
-    zeroed[4:8] = zeroed[40:44] = bytes(4)
-    assert parse_wav(bytes(zeroed) + pcm).pcm == pcm
-
-
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
-@pytest.mark.parametrize("streaming", [False, True])
-def test_ffmpeg_reads_float32_wav(streaming: bool) -> None:
-    samples = np.sin(np.arange(4800) / 10).astype("<f4")
-    body = samples.tobytes()
-    data = (
-        wav_header(48000, 1, SampleFormat.FLOAT32) + body
-        if streaming
-        else build_wav(body, 48000, 1, SampleFormat.FLOAT32)
-    )
+@pytest.mark.parametrize(
+    ("sample_format", "dtype"),
+    [(SampleFormat.PCM16, "<i2"), (SampleFormat.FLOAT32, "<f4"), (SampleFormat.FLOAT64, "<f8")],
+)
+def test_ffmpeg_reads_stream(sample_format: SampleFormat, dtype: str) -> None:
+    """HA hands our WAV streams to ffmpeg: it must decode every sample, to the end of the pipe."""
+    ffmpeg = _ffmpeg()
+    if ffmpeg is None:
+        pytest.skip("no ffmpeg (neither imageio-ffmpeg nor one on PATH)")
+    wave_ = np.sin(np.arange(4800) / 10)
+    samples = (np.rint(wave_ * 20000) if dtype == "<i2" else wave_).astype(dtype)
     result = subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "wav", "-i", "pipe:0", "-f", "f32le", "pipe:1"],
-        input=data,
+        [ffmpeg, "-v", "error", "-f", "wav", "-i", "pipe:0", "-f", sample_format.value, "pipe:1"],
+        input=wav_header(48000, 1, sample_format) + samples.tobytes(),
         capture_output=True,
         check=True,
-        timeout=30,
+        timeout=60,
     )
-    np.testing.assert_array_equal(np.frombuffer(result.stdout, "<f4"), samples)
+    np.testing.assert_array_equal(np.frombuffer(result.stdout, dtype), samples)
+
+
+def test_wav_header_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="sample rate"):
+        wav_header(0)
+    with pytest.raises(ValueError, match="channel"):
+        wav_header(16000, 0)
+    with pytest.raises(ValueError, match="byte rate"):
+        wav_header(0xFFFFFFFF, 1, SampleFormat.FLOAT64)
 
 
 def _chunk(chunk_id: bytes, body: bytes) -> bytes:
@@ -572,7 +545,7 @@ def _riff(*chunks: bytes) -> bytes:
 FMT_PCM16_MONO = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
 
 
-def test_parse_skips_extra_chunks() -> None:
+def test_parse_sized_files_and_extra_chunks() -> None:
     pcm = _noise_pcm(10).tobytes()
     data = _riff(
         _chunk(b"JUNK", b"\0" * 7),  # odd size: pad byte
@@ -583,11 +556,24 @@ def test_parse_skips_extra_chunks() -> None:
     )
     assert parse_wav(data) == WavData(8000, 1, 2, 1, pcm)
     assert parse_wav(memoryview(bytearray(data))) == WavData(8000, 1, 2, 1, pcm)
-    # 8-bit mono with an odd data size: pad byte written, RIFF size counts it.
-    odd = build_wav(b"\x80\x81\x82", 8000, 1, 1)
-    assert len(odd) == 44 + 4
-    assert struct.unpack_from("<I", odd, 4)[0] == len(odd) - 8
+    # 8-bit mono with an odd data size (and its pad byte).
+    fmt_u8 = struct.pack("<HHIIHH", 1, 1, 8000, 8000, 1, 8)
+    odd = _riff(_chunk(b"fmt ", fmt_u8), _chunk(b"data", b"\x80\x81\x82"))
     assert parse_wav(odd) == WavData(8000, 1, 1, 1, b"\x80\x81\x82")
+    # A sized float file as sox/ffmpeg write them (fmt with cbSize, fact, data, then more).
+    body = np.linspace(-1, 1, 6, dtype="<f4").tobytes()
+    fmt_f32 = struct.pack("<HHIIHHH", 3, 1, 24000, 96000, 4, 32, 0)
+    sized = _riff(
+        _chunk(b"fmt ", fmt_f32),
+        _chunk(b"fact", struct.pack("<I", 6)),
+        _chunk(b"data", body),
+        _chunk(b"LIST", b"INFO"),
+    )
+    assert parse_wav(sized) == WavData(24000, 1, 4, 3, body)
+    # Some writers stream with 0 sizes instead of 0xFFFFFFFF.
+    zeroed = bytearray(wav_header(16000))
+    zeroed[4:8] = zeroed[40:44] = bytes(4)
+    assert parse_wav(bytes(zeroed) + pcm).pcm == pcm
 
 
 def test_parse_wave_format_extensible() -> None:
@@ -638,69 +624,3 @@ def test_parse_wave_format_extensible() -> None:
 def test_parse_rejects_malformed(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_wav(data)
-
-
-def test_wav_header_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="sample rate"):
-        wav_header(0)
-    with pytest.raises(ValueError, match="channel"):
-        wav_header(16000, 0)
-    with pytest.raises(ValueError, match="sample format"):
-        wav_header(16000, 1, 5)
-    with pytest.raises(ValueError, match="whole number"):
-        wav_header(16000, 2, 2, 6)
-    with pytest.raises(ValueError, match="4 GiB"):
-        wav_header(16000, 1, 2, 0xFFFFFFF0)
-
-
-# --------------------------------------------------------------------------------------------
-# Chunking
-# --------------------------------------------------------------------------------------------
-
-
-def test_chunk_pcm() -> None:
-    data = bytes(range(10))
-    assert list(chunk_pcm(data, 4)) == [data[:4], data[4:8], data[8:]]
-    assert list(chunk_pcm(data, 4, pad=True))[-1] == data[8:] + b"\0\0"
-    assert list(chunk_pcm(data, 5)) == [data[:5], data[5:]]
-    assert list(chunk_pcm(b"", 4)) == []
-    assert list(chunk_pcm(bytearray(data), 100)) == [data]
-    with pytest.raises(ValueError, match="positive"):
-        list(chunk_pcm(data, 0))
-
-
-def test_pcm_chunker_random_pushes() -> None:
-    rng = np.random.default_rng(5)
-    data = rng.integers(0, 256, 10_007, dtype=np.uint8).tobytes()
-    chunker = PcmChunker(640)
-    out: list[bytes] = []
-    pos = 0
-    while pos < len(data):
-        n = int(rng.integers(0, 1500))
-        out += chunker.push(data[pos : pos + n])  # arbitrary, often odd, sizes
-        pos += n
-        assert chunker.buffered < 640
-    assert all(len(c) == 640 for c in out)
-    tail = chunker.flush()
-    assert len(tail) % 2 == 0
-    joined = b"".join(out) + tail
-    assert joined == data[: len(data) // 2 * 2]  # the dangling odd byte is dropped
-    assert chunker.buffered == 0
-    assert chunker.flush() == b""
-
-
-def test_pcm_chunker_flush_pad_and_frames() -> None:
-    chunker = PcmChunker(12, frame_bytes=4)  # e.g. stereo PCM16
-    assert chunker.push(b"\1" * 7) == []
-    assert chunker.push(b"\2" * 6) == [b"\1" * 7 + b"\2" * 5]
-    assert chunker.buffered == 1
-    assert chunker.flush(pad=True) == b""  # a partial frame is not audio
-    chunker.push(b"\3" * 5)
-    assert chunker.flush(pad=True) == b"\3" * 4 + b"\0" * 8
-    chunker.push(b"\4" * 4)
-    chunker.clear()
-    assert chunker.flush() == b""
-    with pytest.raises(ValueError, match="multiple of frame_bytes"):
-        PcmChunker(10, frame_bytes=4)
-    with pytest.raises(ValueError, match="frame_bytes must be positive"):
-        PcmChunker(10, frame_bytes=0)
