@@ -93,7 +93,8 @@ async def _run(n: int) -> list[str]:
             assert len(events[0].data) == len(reply)  # noqa: B023
 
         async def sdk_recv() -> None:
-            msg = await sdk._receive()  # noqa: B023
+            # Every field of the SDK's message is Optional; this frame has them all.
+            msg: Any = await sdk._receive()  # noqa: B023
             data = msg.server_content.model_turn.parts[0].inline_data.data
             assert len(data) == len(reply)  # noqa: B023
 
