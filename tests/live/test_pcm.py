@@ -514,12 +514,13 @@ def test_ffmpeg_reads_stream(sample_format: SampleFormat, dtype: str) -> None:
         pytest.skip("no ffmpeg (neither imageio-ffmpeg nor one on PATH)")
     wave_ = np.sin(np.arange(4800) / 10)
     samples = (np.rint(wave_ * 20000) if dtype == "<i2" else wave_).astype(dtype)
+    # No timeout= here: its wait loop calls time.sleep, which HA's blocking-call detector (on for
+    # every test, see tests/conftest.py) rejects. pytest-timeout catches a hung ffmpeg.
     result = subprocess.run(
         [ffmpeg, "-v", "error", "-f", "wav", "-i", "pipe:0", "-f", sample_format.value, "pipe:1"],
         input=wav_header(48000, 1, sample_format) + samples.tobytes(),
         capture_output=True,
         check=True,
-        timeout=60,
     )
     np.testing.assert_array_equal(np.frombuffer(result.stdout, dtype), samples)
 
