@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import logging
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant import block_async_io
 from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE
@@ -14,6 +15,7 @@ from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_PROMPT
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import frame, llm
 from homeassistant.setup import async_setup_component
+from homeassistant.util import loop as ha_loop
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -38,13 +40,23 @@ def auto_enable_custom_integrations(enable_custom_integrations: Any) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def blocking_call_detector() -> None:
+def blocking_call_detector() -> Iterator[None]:
     """Turn on HA's blocking-call detector (``block_async_io``), as a running HA has it.
 
     phcc leaves it off; with it on, blocking I/O in the event loop is reported (by our code:
-    fails the test through ``ha_reports_about_us``; by core: raises).
+    fails the test through ``ha_reports_about_us``; by core: raises). HA tells "in the event
+    loop" by the thread it was enabled in; pytest runs synchronous tests in that thread too, so
+    the check is narrowed to code that runs while an event loop is running.
     """
-    block_async_io.enable()
+    check = ha_loop.raise_for_blocking_call
+
+    def in_a_running_loop(*args: Any, **kwargs: Any) -> None:
+        if asyncio._get_running_loop() is not None:  # the cheap, exact check
+            check(*args, **kwargs)
+
+    with patch.object(ha_loop, "raise_for_blocking_call", in_a_running_loop):
+        block_async_io.enable()
+        yield
 
 
 class _OurReports(logging.Handler):
@@ -70,7 +82,10 @@ def ha_reports_about_us() -> Iterator[list[str]]:
     handler = _OurReports()
     # HA reports each deprecation once per process: forget earlier tests' so each test sees its own.
     getattr(frame, "_REPORTED_INTEGRATIONS", set()).clear()
-    loggers = [logging.getLogger(name) for name in ("homeassistant.helpers.frame", "homeassistant.util.loop")]
+    loggers = [
+        logging.getLogger(name)
+        for name in ("homeassistant.helpers.frame", "homeassistant.util.loop")
+    ]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from homeassistant.components import tts
 from homeassistant.config_entries import ConfigEntries
 from homeassistant.core import Context
 from homeassistant.helpers import chat_session
@@ -27,3 +28,7 @@ def chat_session_kwargs(context: Context | None = None) -> dict[str, Any]:
     if "context" in inspect.signature(chat_session.async_get_chat_session).parameters:
         return {"context": context}
     return {}
+
+
+# HA 2026.11: streaming URLs for audio that no TTS engine made (our later replies, announce).
+HAS_AUDIO_STREAMS = hasattr(tts, "async_create_audio_stream")

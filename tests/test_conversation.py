@@ -18,7 +18,7 @@ from custom_components.gemini_live.const import (
     CONF_SUCCESS_SCHEDULING,
     CONF_TOOL_BEHAVIOR,
 )
-from custom_components.gemini_live.sessions import trim_system_prompt
+from custom_components.gemini_live.options import trim_system_prompt
 from live_emulator import LiveEmulator
 
 from .conftest import agent_data, wait_for
@@ -235,10 +235,10 @@ async def test_session_closed_after_idle(
     """The Live session closes after the idle time."""
     await converse(hass, "hello")
     [agent] = setup_integration.runtime_data.agents.values()
-    assert agent.manager.sessions
+    assert agent.conversations.all()
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=301))
     await hass.async_block_till_done()
-    assert not agent.manager.sessions
+    assert not agent.conversations.all()
     await emulator.connections[-1].wait_closed()
 
 

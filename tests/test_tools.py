@@ -80,24 +80,20 @@ TURNS = {
                 {"say_result": True},
             ],
         },
+        # Explode is an action: NON_BLOCKING on the default model, so the model talks on and
+        # its failure comes back as an INTERRUPT follow-up.
         {
             "match": {"text": "bad args"},
             "steps": [
-                {
-                    "tool_call": {
-                        "name": "Explode",
-                        "args": {"count": "many"},
-                        "wait_for_response": True,
-                    }
-                },
-                {"say_result": True},
+                {"tool_call": {"name": "Explode", "args": {"count": "many"}}},
+                {"say": "Let me try."},
             ],
         },
         {
             "match": {"text": "explode"},
             "steps": [
-                {"tool_call": {"name": "Explode", "args": {"count": 3}, "wait_for_response": True}},
-                {"say_result": True},
+                {"tool_call": {"name": "Explode", "args": {"count": 3}}},
+                {"say": "Let me try."},
             ],
         },
         {
@@ -199,8 +195,8 @@ async def test_cancellation_mid_tool(
     async with asyncio.timeout(10):
         await slow_tool.started.wait()
     [agent] = setup_integration.runtime_data.agents.values()
-    [session] = agent.manager.sessions.values()
-    await session.live.send_realtime_text("never mind")  # user speaks: interruption
+    [live] = agent.conversations.all()
+    await live.client.send_realtime_text("never mind")  # user speaks: interruption
     async with asyncio.timeout(10):
         result = await turn
     assert slow_tool.cancelled

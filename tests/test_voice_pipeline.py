@@ -13,11 +13,11 @@ from homeassistant.components.assist_pipeline import (
 from homeassistant.core import HomeAssistant
 import numpy as np
 
-from custom_components.gemini_live.live.audio import parse_wav
+from custom_components.gemini_live.tts import PCM_PASSTHROUGH
 from live_emulator import LiveEmulator, Scenario
 
-from .conftest import wait_for
 from .voice_helpers import of, run_voice, tone
+from .wav_tools import parse_wav
 
 
 async def test_voice_turn_end_to_end(
@@ -41,11 +41,17 @@ async def test_voice_turn_end_to_end(
     [intent_end] = of(events, PipelineEventType.INTENT_END)
     speech = intent_end["intent_output"]["response"]["speech"]["plain"]["speech"]
     assert speech.strip()
-    # The TTS stream is a float WAV (48 kHz float64, see tts.py) of the turn's real audio.
+    # The TTS stream carries the turn's real audio: on HA 2026.11+ as 16-bit PCM at the rate
+    # asked for (none here: Gemini's 24 kHz), which HA passes on without ffmpeg; on 2026.10
+    # as 48 kHz float64, which HA's ffmpeg starts converting at once (see tts.py).
     wav = parse_wav(audio)
-    assert (wav.rate, wav.channels, wav.format_tag, wav.sample_width) == (48000, 1, 3, 8)
-    samples = np.frombuffer(wav.pcm, dtype="<f8")
-    assert len(samples) > 48000 * 0.3
+    if PCM_PASSTHROUGH:
+        assert (wav.rate, wav.channels, wav.format_tag, wav.sample_width) == (24000, 1, 1, 2)
+        samples = np.frombuffer(wav.pcm, dtype="<i2").astype(np.float64) / 32768
+    else:
+        assert (wav.rate, wav.channels, wav.format_tag, wav.sample_width) == (48000, 1, 3, 8)
+        samples = np.frombuffer(wav.pcm, dtype="<f8")
+    assert len(samples) > wav.rate * 0.3
     assert float(np.abs(samples).max()) > 0.05
     # The mic audio reached the emulator as 16 kHz realtime input.
     voice = emulator.connections[-1]
@@ -109,22 +115,21 @@ async def test_barge_in_stops_the_reply_and_interrupts(
         }
     )
     conversation_id = "barge-in-test"
-    first = hass.async_create_task(run_voice(hass, pipeline_id, tone(0.5), conversation_id))
+    heard = asyncio.Event()
+    first = hass.async_create_task(
+        run_voice(hass, pipeline_id, tone(0.5), conversation_id, audio_heard=heard)
+    )
     try:
-        await wait_for(
-            lambda: any(
-                "modelTurn" in m.get("serverContent", {})
-                for c in emulator.connections
-                for m in c.sent
-            )
-        )
+        async with asyncio.timeout(30):
+            await heard.wait()  # the satellite plays the first reply: now the user speaks again
         second_events, second_audio = await run_voice(hass, pipeline_id, tone(0.5), conversation_id)
         async with asyncio.timeout(10):
             _first_events, first_audio = await first
     finally:
         first.cancel()
-    # The first reply was cut short: far less than the story's ~25 s of audio (48 kHz float64).
-    assert len(first_audio) < 10 * 48000 * 8
+    # The first reply was cut short: far less than the story's ~25 s of audio.
+    first_wav = parse_wav(first_audio)
+    assert len(first_wav.pcm) < 10 * first_wav.rate * first_wav.sample_width
     [stt_end] = of(second_events, PipelineEventType.STT_END)
     assert stt_end["stt_output"]["text"] == "stop"
     assert not of(second_events, PipelineEventType.ERROR)

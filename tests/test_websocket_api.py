@@ -17,10 +17,10 @@ from custom_components.gemini_live.const import (
     CONF_VOICE,
     DOMAIN,
 )
-from custom_components.gemini_live.live.connection import Endpoint
+from custom_components.gemini_live.live.driver import LiveClient
+from custom_components.gemini_live.live.endpoint import Endpoint
 from custom_components.gemini_live.live.messages import SetupConfig
 from custom_components.gemini_live.live.models import DEFAULT_MODEL
-from custom_components.gemini_live.live.session import LiveSession
 from custom_components.gemini_live.websocket_api import ws_ephemeral_token
 from live_emulator import LiveEmulator
 
@@ -108,7 +108,7 @@ async def test_constrained_session_gets_locked_values(
     assert reply["success"], reply
     token = reply["result"]["token"]
 
-    session = LiveSession(
+    session = LiveClient(
         Endpoint(token=token, base_url=emulator.http_url),
         SetupConfig(
             model=DEFAULT_MODEL,
@@ -118,7 +118,7 @@ async def test_constrained_session_gets_locked_values(
         ),
     )
     async with session:
-        assert session.connected
+        assert session.protocol.active_gen is not None
     record = emulator.connections[-1]
     assert record.method == "BidiGenerateContentConstrained"
     assert record.token == token

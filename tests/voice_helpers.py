@@ -36,13 +36,21 @@ async def mic(utterance: bytes, *, tail_s: float = 5.0) -> AsyncIterator[bytes]:
 
 
 async def run_voice(
-    hass: HomeAssistant, pipeline_id: str, utterance: bytes, conversation_id: str | None = None
+    hass: HomeAssistant,
+    pipeline_id: str,
+    utterance: bytes,
+    conversation_id: str | None = None,
+    *,
+    events: list[PipelineEvent] | None = None,
+    audio_heard: asyncio.Event | None = None,
 ) -> tuple[list[PipelineEvent], bytes]:
     """Run one voice pipeline; return its events and the TTS stream's bytes.
 
     Like a satellite, the TTS stream is read from run-start on, while the run goes on.
+    ``events`` (if given) fills while the run goes on; ``audio_heard`` is set once reply audio
+    (more than the WAV header) arrived.
     """
-    events: list[PipelineEvent] = []
+    events = [] if events is None else events
     reader: list[asyncio.Task[bytes]] = []
 
     async def read(token: str) -> bytes:
@@ -51,6 +59,8 @@ async def run_voice(
         audio = b""
         async for chunk in stream.async_stream_result():
             audio += chunk
+            if audio_heard is not None and len(audio) > 100:
+                audio_heard.set()
         return audio
 
     def on_event(event: PipelineEvent) -> None:

@@ -11,13 +11,13 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
-from .agent import Agent
 from .const import CONF_ENDPOINT, DOMAIN, SUBENTRY_AGENT
-from .live.connection import AuthenticationError, LiveError
+from .live.errors import AuthenticationError, LiveError
 from .migration import async_migrate_entry as _async_migrate_entry, foreign_issue_id
+from .runtime.agent import Agent
+from .runtime.handles import HandleStore
 from .services import async_setup_services
-from .sessions import HandleStore
-from .validation import async_validate_credentials, make_endpoint
+from .validation import async_validate_credentials, make_endpoint, ssl_context
 from .websocket_api import async_register_websocket_commands
 
 PLATFORMS: list[Platform] = [Platform.CONVERSATION, Platform.SENSOR, Platform.STT, Platform.TTS]
@@ -75,10 +75,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: GeminiLiveConfigEntry) -
     store = HandleStore(hass, entry.entry_id)
     await store.async_load()
     data = entry.runtime_data = GeminiLiveData(hass, api_key, endpoint, store)
+    live_endpoint = make_endpoint(api_key, endpoint)
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_AGENT:
             data.agents[subentry.subentry_id] = Agent(
-                hass, entry, subentry, make_endpoint(api_key, endpoint), store
+                hass, entry, subentry, live_endpoint, store, ssl_context=ssl_context()
             )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))

@@ -78,9 +78,10 @@ from .const import (
     VAD_AUTO,
     VAD_MANUAL,
 )
-from .live.connection import (
+from .live.errors import (
     AuthenticationError,
     CannotConnectError,
+    InvalidEndpointError,
     LiveError,
     ModelNotFoundError,
     QuotaExceededError,
@@ -117,6 +118,8 @@ async def _validate(hass: HomeAssistant, data: Mapping[str, Any]) -> dict[str, s
     """Open a real Live session with the credentials; map failures to form errors."""
     try:
         await async_validate_credentials(hass, data[CONF_API_KEY], data.get(CONF_ENDPOINT) or None)
+    except InvalidEndpointError:
+        return {"base": "invalid_endpoint"}
     except AuthenticationError:
         return {"base": "invalid_auth"}
     except ModelNotFoundError:
@@ -303,7 +306,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         return await self.async_step_agent()
 
     def _unique_default_name(self) -> str:
-        """"Gemini Live", or "Gemini Live 2", "Gemini Live 3"... if taken by another agent."""
+        """The default name: "Gemini Live", else "Gemini Live 2", "Gemini Live 3"..."""
         taken = {sub.title for sub in self._get_entry().subentries.values()}
         name, number = DEFAULT_AGENT_NAME, 1
         while name in taken:

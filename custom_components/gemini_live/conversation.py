@@ -16,21 +16,20 @@ from . import GeminiLiveConfigEntry
 from .const import DOMAIN
 from .entity import GeminiLiveEntity, async_add_agent_entities
 from .errors import session_error
-from .live.connection import LiveError
+from .live.errors import LiveError
 from .repairs import async_clear_issues, async_report_error
-from .sessions import TurnState
-from .voice import CURRENT_RUN, VoiceRun
+from .runtime.agent import TurnOutcome
+from .runtime.voice_run import CURRENT_RUN, VoiceRun
 
 PARALLEL_UPDATES = 0
 
-try:  # HA starts streaming TTS once the reply passes this many characters (see voice.py)
+try:  # HA starts streaming TTS once the reply passes this many characters (see below)
     from homeassistant.components.assist_pipeline.default_pipeline import (
         STREAM_RESPONSE_CHARS,
     )
 except ImportError:  # pragma: no cover - moved or removed in a later HA
     STREAM_RESPONSE_CHARS = 60
 _STREAM_NOW: Final = " " * (STREAM_RESPONSE_CHARS + 1)
-INTERRUPT_NOTE: Final = "(The user stopped listening to your reply.)"
 
 
 async def async_setup_entry(
@@ -81,7 +80,7 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
         user_input: conversation.ConversationInput,
         chat_log: conversation.ChatLog,
     ) -> conversation.ConversationResult:
-        """Run one turn: the voice run's Live turn, or a text turn."""
+        """Run one turn: the voice run's Live request, or a text turn."""
         run = CURRENT_RUN.get()
         if run is not None and run.agent_id == self.subentry.subentry_id and not run.agent_started:
             return await self._async_voice_turn(run, user_input, chat_log)
@@ -97,31 +96,17 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
             )
         except conversation.ConverseError as err:
             return err.as_conversation_result()
-        setup, tools = agent.build(chat_log, text_only=True)
-        key = f"text:{chat_log.conversation_id}"
+        outcome = TurnOutcome()
         try:
-            session = await agent.manager.async_get(key, setup, tools)
+            async for _content in chat_log.async_add_delta_content_stream(
+                self.entity_id, agent.async_text_turn(chat_log, user_input.text, outcome)
+            ):
+                pass
         except LiveError as err:
             async_report_error(self.hass, self.entry, self.subentry, err)
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="cannot_open_session",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        state = TurnState()
-        async with session.lock:
-            try:
-                async for _content in chat_log.async_add_delta_content_stream(
-                    self.entity_id, session.text_turn(user_input.text, state)
-                ):
-                    pass
-            except LiveError as err:
-                async_report_error(self.hass, self.entry, self.subentry, err)
-                raise session_error(err) from err
-            finally:
-                agent.manager.touch(key)
+            raise session_error(err) from err
         async_clear_issues(self.hass, self.entry, self.subentry)
-        return self._result(user_input, chat_log, state)
+        return self._result(user_input, chat_log, outcome)
 
     async def _async_voice_turn(
         self,
@@ -129,58 +114,49 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
         user_input: conversation.ConversationInput,
         chat_log: conversation.ChatLog,
     ) -> conversation.ConversationResult:
-        """Continue the Live turn the STT started (no second request)."""
+        """Continue the Live request the STT started (no second request)."""
         run.agent_started = True
         run.device_id, run.satellite_id = user_input.device_id, user_input.satellite_id
         agent = self.agent
-        key = f"voice:{run.conversation_id}"
-        session = agent.manager.sessions.get(key)
         try:
             await agent.async_provide(
                 chat_log, user_input.as_llm_context(DOMAIN), user_input.extra_system_prompt
             )
-            if session is None or session.closed:
-                raise session_error(LiveError("the voice session ended before the reply"))
         except conversation.ConverseError as err:
-            run.stop_playback()
+            agent.end_voice_run(run)
             return err.as_conversation_result()
         except HomeAssistantError:
-            run.stop_playback()
+            agent.end_voice_run(run)
             raise
-        session.tools.llm_api = chat_log.llm_api  # this turn's user/device context
         _start_tts_streaming(chat_log)
-        state = TurnState()
+        outcome = TurnOutcome()
         try:
             async for _content in chat_log.async_add_delta_content_stream(
-                self.entity_id, session.deltas(run.events, state, wait_for_background=False)
+                self.entity_id, agent.async_voice_turn(run, chat_log, outcome)
             ):
                 pass
         except LiveError as err:
             async_report_error(self.hass, self.entry, self.subentry, err)
             raise session_error(err) from err
-        finally:
-            run.finish_audio()
-            session.detach(run.observe)
-            agent.manager.touch(key)
         async_clear_issues(self.hass, self.entry, self.subentry)
-        return self._result(user_input, chat_log, state)
+        return self._result(user_input, chat_log, outcome)
 
     @staticmethod
     def _result(
         user_input: conversation.ConversationInput,
         chat_log: conversation.ChatLog,
-        state: TurnState,
+        outcome: TurnOutcome,
     ) -> conversation.ConversationResult:
-        if state.interrupted and not isinstance(
-            chat_log.content[-1], conversation.AssistantContent
-        ):
-            # Cut short before the model said anything (barge-in): nothing to say or speak.
+        last = chat_log.content[-1]
+        if not isinstance(last, conversation.AssistantContent) or not last.content:
+            # Nothing said (cut short by a barge-in, or a silent action): nothing to speak.
             response = intent.IntentResponse(language=user_input.language)
             response.async_set_speech("")
-            return conversation.ConversationResult(
+            result = conversation.ConversationResult(
                 response=response, conversation_id=chat_log.conversation_id
             )
-        result = conversation.async_get_result_from_chat_log(user_input, chat_log)
-        if state.waiting_for_input:
+        else:
+            result = conversation.async_get_result_from_chat_log(user_input, chat_log)
+        if outcome.waiting_for_input and not outcome.interrupted:
             result.continue_conversation = True
         return result

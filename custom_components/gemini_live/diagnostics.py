@@ -72,22 +72,24 @@ def _runtime(entry: GeminiLiveConfigEntry, subentry_id: str) -> dict[str, Any]:
     runtime: dict[str, Any] = {"stored_handles": data.store.count(f"{subentry_id}:")}
     if (agent := data.agents.get(subentry_id)) is None:
         return runtime
+    conversations = agent.conversations.all()
     sessions = [
         {
-            "kind": conversation_id.partition(":")[0],
-            "connected": session.live.connected,
-            "closed": session.closed or session.live.closed,
-            "reconnects": session.live.reconnects,
-            "unacknowledged_messages": session.live.unacknowledged,
-            "model": session.live.caps.id,
+            "kind": conversation.key.partition(":")[0],
+            "connected": conversation.client.protocol.active_gen is not None,
+            "closed": conversation.closed,
+            "reconnects": conversation.client.protocol.reconnects,
+            "unacknowledged_messages": conversation.client.protocol.unacknowledged,
+            "model": conversation.client.protocol.caps.id,
+            "session_id": conversation.client.protocol.session_id,
         }
-        for conversation_id, session in agent.manager.sessions.items()
+        for conversation in conversations
     ]
     runtime.update(
         {
             "open_sessions": sum(1 for s in sessions if not s["closed"]),
             "connected_sessions": sum(1 for s in sessions if s["connected"]),
-            "reconnects": sum(s.live.reconnects for s in agent.manager.sessions.values()),
+            "reconnects": sum(c.client.protocol.reconnects for c in conversations),
             "sessions": sessions,
         }
     )

@@ -15,7 +15,7 @@ from .live.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from . import GeminiLiveConfigEntry
-    from .agent import Agent
+    from .runtime.agent import Agent
 
 
 class GeminiLiveEntity(Entity):

@@ -8,7 +8,7 @@ another model are ignored).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from .const import (
     CONF_ACTIVITY_HANDLING,
@@ -33,6 +33,7 @@ from .const import (
     CONF_VOICE,
     DEFAULT_COMPRESSION_TARGET,
     DEFAULT_COMPRESSION_TRIGGER,
+    LOGGER,
     VAD_MANUAL,
 )
 from .live.messages import (
@@ -163,3 +164,28 @@ def _enum[E](kind: type[E], value: Any) -> E | None:
 
 def _int(value: Any) -> int | None:
     return None if value in (None, "") else int(value)
+
+
+CHARS_PER_TOKEN: Final = 4  # rough estimate for prompt budgeting
+
+
+def trim_system_prompt(prompt: str, context_window: int) -> str:
+    """Keep the system instruction within a quarter of the model's context window.
+
+    Policy: the head of the prompt (persona, instructions, API prompt) is kept; lines are dropped
+    from the end (where HA lists the home's entities) until it fits, and a note says so.
+    """
+    budget_chars = context_window // 4 * CHARS_PER_TOKEN
+    if len(prompt) <= budget_chars:
+        return prompt
+    LOGGER.warning(
+        "The system prompt (~%d tokens) exceeds the budget of %d tokens for this model; "
+        "trimming the home context at its end. Expose fewer entities to Assist to avoid this",
+        len(prompt) // CHARS_PER_TOKEN,
+        budget_chars // CHARS_PER_TOKEN,
+    )
+    note = "\n(The list above was shortened to fit.)"
+    cut = prompt[: budget_chars - len(note)]
+    if "\n" in cut:
+        cut = cut[: cut.rfind("\n")]
+    return cut + note

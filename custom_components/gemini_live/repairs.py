@@ -20,7 +20,7 @@ from homeassistant.helpers import issue_registry as ir
 import probatio as vol
 
 from .const import CONF_MODEL, DOMAIN, LOGGER
-from .live.connection import LiveError, ModelNotFoundError, QuotaExceededError
+from .live.errors import LiveError, ModelNotFoundError, QuotaExceededError
 from .live.models import DEFAULT_MODEL
 
 ISSUE_MODEL_NOT_FOUND: Final = "model_not_found"

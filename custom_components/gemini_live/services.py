@@ -7,11 +7,11 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 import probatio as vol
 
-from .agent import Agent
 from .const import DOMAIN
 from .errors import session_error
-from .live.connection import LiveError
+from .live.errors import LiveError
 from .repairs import async_report_error
+from .runtime.agent import Agent
 
 SERVICE_ANNOUNCE = "announce"
 ATTR_AGENT = "agent"

@@ -2,15 +2,16 @@
 
 Each chunk goes to the conversation's Live session as it arrives; the Live VAD (or, in manual
 mode, HA's VAD with activity signals) ends the utterance, and the input transcription is
-returned. The model's answer is already under way by then: the agent and TTS continue it.
+returned (on HA 2026.11+ also as partial results while it arrives). The model's answer is
+already under way by then: the agent and TTS continue it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable
 import contextlib
-from typing import Final
+from typing import Any, Final
 
 from homeassistant.components import stt
 from homeassistant.components.stt.models import SpeechAudioProcessing
@@ -24,16 +25,16 @@ from homeassistant.util.ulid import ulid_now
 from . import GeminiLiveConfigEntry
 from .const import CONF_VAD_MODE, DOMAIN, LOGGER, VAD_MANUAL
 from .entity import GeminiLiveEntity, async_add_agent_entities
-from .live.audio import Resampler
-from .live.connection import LiveError
+from .live.errors import LiveError
 from .live.messages import INPUT_AUDIO_RATE
-from .live.session import LiveSession
+from .live.pcm import Resampler
 from .repairs import async_report_error
-from .voice import CURRENT_RUN, VoiceRun
+from .runtime.conversation import LiveConversation
+from .runtime.voice_run import CURRENT_RUN, VoiceRun
 
 PARALLEL_UPDATES = 0
 
-# After the Live VAD ended the utterance, wait this long for a finished input transcription.
+# After the model started answering, wait this long for a finished input transcription.
 TRANSCRIPT_GRACE_S: Final = 1.5
 # Longest utterance before we stop listening (the Live VAD normally ends it much sooner).
 MAX_UTTERANCE_S: Final = 30.0
@@ -43,6 +44,7 @@ LANGUAGES: Final = [
     "pt", "ro", "ru", "sk", "sl", "sr", "sv", "sw", "ta", "te", "th", "tr", "uk", "ur", "vi",
     "zh",
 ]  # fmt: skip
+PartialSpeechResult = getattr(stt, "PartialSpeechResult", None)  # HA 2026.11+
 
 
 async def async_setup_entry(
@@ -116,54 +118,87 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
         self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
     ) -> stt.SpeechResult:
         """Stream the utterance into the Live session; return its transcription."""
+        async for result in self._transcribe(metadata, stream):
+            if isinstance(result, stt.SpeechResult):
+                return result
+        return stt.SpeechResult(None, stt.SpeechResultState.ERROR)  # pragma: no cover
+
+    async def async_process_audio_stream_with_progress(
+        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
+    ) -> AsyncGenerator[Any]:
+        """HA 2026.11+: partial transcripts while the user speaks, then the final result."""
+        async for result in self._transcribe(metadata, stream):
+            yield result
+
+    async def _transcribe(
+        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
+    ) -> AsyncGenerator[object]:
         session_info = chat_session.current_session.get()
         conversation_id = session_info.conversation_id if session_info else ulid_now()
         agent = self.agent
         run = VoiceRun(agent.subentry.subentry_id, conversation_id)
         CURRENT_RUN.set(run)
-        agent.runs.start(run)  # barge-in: stops the conversation's previous reply
         try:
-            session = await agent.async_voice_session(conversation_id)
+            live = await agent.async_begin_voice_run(run)
         except LiveError as err:
             LOGGER.warning("Could not open a Live session for a voice run: %s", err)
             async_report_error(self.hass, self.entry, self.subentry, err)
-            run.stop_playback()
-            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+            agent.end_voice_run(run)
+            yield stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+            return
         except HomeAssistantError as err:  # e.g. ConverseError: the agent's tools are unusable
-            run.stop_playback()
-            LOGGER.warning("Agent %s cannot take a voice request: %s", agent.subentry.title, err)
+            agent.end_voice_run(run)
+            LOGGER.warning("Agent %s cannot take a voice request: %s", agent.title, err)
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="voice_setup_failed",
-                translation_placeholders={"agent": agent.subentry.title, "error": str(err)},
+                translation_placeholders={"agent": agent.title, "error": str(err)},
             ) from err
-        run.stale_turn = session.model_busy
-        session.attach(run.observe)
-        feeder = self.hass.async_create_background_task(
-            self._feed(session.live, metadata, stream, run), name="gemini_live_stt_feed"
+        feeder = self.entry.async_create_background_task(
+            self.hass, self._feed(live, metadata, stream, run), "gemini_live_stt_feed"
         )
         try:
+            async for partial in self._partials(run):
+                yield partial
+        finally:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+        if not run.text or run.superseded:
+            agent.end_voice_run(run)
+            yield stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+            return
+        yield stt.SpeechResult(run.text, stt.SpeechResultState.SUCCESS)
+
+    async def _partials(self, run: VoiceRun) -> AsyncGenerator[object]:
+        """Wait for the end of the utterance (the model answers), yielding partial transcripts."""
+        reported = ""
+        try:
             async with asyncio.timeout(MAX_UTTERANCE_S):
-                await run.speech_ended.wait()
+                while not run.answering.is_set():
+                    changed = asyncio.ensure_future(run.transcript_changed.wait())
+                    answering = asyncio.ensure_future(run.answering.wait())
+                    try:
+                        await asyncio.wait(
+                            (changed, answering), return_when=asyncio.FIRST_COMPLETED
+                        )
+                    finally:
+                        changed.cancel()
+                        answering.cancel()
+                    run.transcript_changed.clear()
+                    if PartialSpeechResult is not None and run.text and run.text != reported:
+                        reported = run.text
+                        yield PartialSpeechResult(run.text)
             if not run.transcribed.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(TRANSCRIPT_GRACE_S):
                         await run.transcribed.wait()
         except TimeoutError:
             LOGGER.debug("No end of speech within %s s", MAX_UTTERANCE_S)
-        finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
-        if not run.text:
-            session.detach(run.observe)
-            run.stop_playback()
-            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        return stt.SpeechResult(run.text, stt.SpeechResultState.SUCCESS)
 
     async def _feed(
         self,
-        live: LiveSession,
+        live: LiveConversation,
         metadata: stt.SpeechMetadata,
         stream: AsyncIterable[bytes],
         run: VoiceRun,
@@ -173,15 +208,15 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
         manual = self._manual_vad
         try:
             if manual:
-                await live.activity_start()
+                await live.client.activity_start()
             async for chunk in stream:
-                if run.speech_ended.is_set():
+                if run.answering.is_set():
                     return
                 await live.send_audio(resampler.process(chunk))
             # The pipeline's stream ended (HA's VAD in manual mode, or the satellite stopped).
             if manual:
-                await live.activity_end()
+                await live.client.activity_end()
             else:
-                await live.audio_stream_end()
+                await live.client.audio_stream_end()
         except LiveError as err:
             LOGGER.debug("Microphone stream to Live stopped: %s", err)

@@ -1,19 +1,28 @@
 """Streaming TTS entity: plays the Live turn's native audio as it arrives.
 
-In a voice run (see voice.py) it ignores the text it is given and yields the run's 24 kHz audio
-as a float32 WAV stream: the header as its own first chunk (HA's WAV parsing keeps only the frames
-a header declares), then each chunk as Gemini sends it, with short silences while nothing arrives
-(tools running) so a satellite never stalls. Used outside a voice run (``tts.speak``, media
-players) it has Gemini read the text aloud with the agent's voice.
+In a voice run (see runtime/voice_run.py) it ignores the text it is given and yields the run's
+audio as a streaming WAV: the header as its own first chunk (HA's WAV parsing keeps only the
+frames a header declares), then each chunk as Gemini sends it, with short silences while nothing
+arrives (tools running) so a satellite never stalls. Used outside a voice run (``tts.speak``,
+media players) it has Gemini read the text aloud with the agent's voice.
+
+The stream's format is the one with the shortest path to the satellite:
+
+- HA 2026.11+ passes a streaming 16-bit PCM WAV through untouched when it already has the
+  satellite's preferred format (rate, channels, width), with no ffmpeg at all. We declare the
+  ``preferred_*`` options, so HA hands them to us, and resample Gemini's 24 kHz to the rate
+  asked for (22.05 kHz for Wyoming, 16 kHz for ESPHome).
+- HA 2026.10 always converts with ffmpeg, whose WAV reader starts at once on a 48 kHz float64
+  stream (a 16-bit one is held back 64 KiB).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 import contextlib
 from dataclasses import replace
-from typing import Final
+from typing import Any, Final
 
 from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest
@@ -24,12 +33,13 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import GeminiLiveConfigEntry
 from .const import LOGGER
 from .entity import GeminiLiveEntity, async_add_agent_entities
-from .live.audio import Resampler, SampleFormat, pcm16_to_float32, wav_header
-from .live.connection import LiveError
-from .live.messages import OUTPUT_AUDIO_RATE, AudioOut, Interrupted, Modality, TurnComplete
-from .live.session import LiveSession
+from .live.driver import LiveClient
+from .live.errors import LiveError
+from .live.messages import OUTPUT_AUDIO_RATE, AudioOut, Modality
+from .live.pcm import Resampler, SampleFormat, pcm16_to_float32, wav_header
+from .live.protocol import SessionEnded, TurnEnded
+from .runtime.voice_run import CURRENT_RUN, KEEPALIVE_AFTER_S, KEEPALIVE_CHUNK_MS, VoiceRun
 from .stt import LANGUAGES
-from .voice import CURRENT_RUN, KEEPALIVE_AFTER_S, KEEPALIVE_CHUNK_MS, VoiceRun
 
 PARALLEL_UPDATES = 0
 
@@ -38,6 +48,8 @@ READ_ALOUD_PROMPT: Final = (
     "language, adding nothing and leaving nothing out."
 )
 SPEAK_TIMEOUT_S: Final = 60.0
+PCM_PASSTHROUGH: Final = hasattr(tts, "PcmFormat")  # HA 2026.11+: no ffmpeg for matching PCM
+FLOAT_STREAM_RATE: Final = 48000  # HA 2026.10: see the module docstring
 
 
 async def async_setup_entry(
@@ -49,42 +61,51 @@ async def async_setup_entry(
     async_add_agent_entities(entry, async_add_entities, lambda e, s: [GeminiLiveTTSEntity(e, s)])
 
 
-# HA converts our stream with ffmpeg, whose WAV reader works in 4096-byte packets: 42.7 ms of
-# 24 kHz float32 (PCM s16 is far worse: ffmpeg holds 64 KiB). As 48 kHz float64 the same
-# packet is 10.7 ms of audio. Measured with ffmpeg 5.1 on real-time 20 ms chunks, first output
-# after 2-3 ms instead of 44 ms. The 24 -> 48 kHz resampling costs ~1 ms CPU per audio second.
-STREAM_RATE: Final = 48000
-
-
-def float_wav_header() -> bytes:
-    """Header of an endless 48 kHz mono float64 WAV stream."""
-    return wav_header(STREAM_RATE, 1, SampleFormat.FLOAT64)
-
-
 class StreamEncoder:
-    """24 kHz PCM16 from Gemini -> the stream's 48 kHz float64 samples."""
+    """24 kHz PCM16 from Gemini -> the stream's samples (see the module docstring)."""
 
-    def __init__(self) -> None:
-        """A fresh resampler state."""
-        self._resampler = Resampler(OUTPUT_AUDIO_RATE, STREAM_RATE)
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        """Pick the format for this HA and the options the consumer asked for."""
+        self.pcm = PCM_PASSTHROUGH
+        if self.pcm:
+            rate = options.get(tts.ATTR_PREFERRED_SAMPLE_RATE) or OUTPUT_AUDIO_RATE
+            self.rate = int(rate)
+        else:
+            self.rate = FLOAT_STREAM_RATE
+        self._resampler = Resampler(OUTPUT_AUDIO_RATE, self.rate)
+
+    def header(self) -> bytes:
+        """Header of an endless mono WAV stream in this format."""
+        return wav_header(self.rate, 1, SampleFormat.PCM16 if self.pcm else SampleFormat.FLOAT64)
+
+    def silence(self, ms: int) -> bytes:
+        """``ms`` of silence in this format."""
+        return bytes(self.rate * ms // 1000 * (2 if self.pcm else 8))
 
     def encode(self, pcm16: bytes) -> bytes:
         """Encode one chunk."""
+        if self.pcm:
+            return self._resampler.process(pcm16)
         samples = self._resampler.process_float(pcm16_to_float32(pcm16))
         return samples.astype("<f8").tobytes()
 
     def flush(self) -> bytes:
         """The resampler's tail."""
+        if self.pcm:
+            return self._resampler.flush()
         return self._resampler.flush_float().astype("<f8").tobytes()
-
-
-_SILENCE: Final = bytes(STREAM_RATE * KEEPALIVE_CHUNK_MS // 1000 * 8)
 
 
 class GeminiLiveTTSEntity(tts.TextToSpeechEntity, GeminiLiveEntity):
     """The loudspeaker side of the agent's voice bridge."""
 
     _attr_translation_key = "voice"  # HA's TTS needs an engine name
+    _attr_supported_options: list[str] | None = [  # noqa: RUF012 - HA's attribute style
+        tts.ATTR_PREFERRED_FORMAT,
+        tts.ATTR_PREFERRED_SAMPLE_RATE,
+        tts.ATTR_PREFERRED_SAMPLE_CHANNELS,
+        tts.ATTR_PREFERRED_SAMPLE_BYTES,
+    ]
 
     def __init__(self, entry: GeminiLiveConfigEntry, subentry: ConfigSubentry) -> None:
         """Initialise."""
@@ -103,23 +124,24 @@ class GeminiLiveTTSEntity(tts.TextToSpeechEntity, GeminiLiveEntity):
 
     async def async_stream_tts_audio(self, request: TTSAudioRequest) -> tts.TTSAudioResponse:
         """Stream the voice run's audio, or have Gemini read the text aloud."""
+        encoder = StreamEncoder(request.options)
         run = CURRENT_RUN.get()
         if run is not None and run.agent_id == self.subentry.subentry_id and not run.playing:
             run.playing = True
-            return tts.TTSAudioResponse("wav", self._stream_run(run))
+            return tts.TTSAudioResponse("wav", self._stream_run(run, encoder))
         text = "".join([chunk async for chunk in request.message_gen])
-        return tts.TTSAudioResponse("wav", self._read_aloud(text))
+        return tts.TTSAudioResponse("wav", self._read_aloud(text, encoder))
 
-    async def _stream_run(self, run: VoiceRun) -> AsyncGenerator[bytes]:
-        yield float_wav_header()
-        encoder = StreamEncoder()
+    async def _stream_run(self, run: VoiceRun, encoder: StreamEncoder) -> AsyncGenerator[bytes]:
+        yield encoder.header()
+        silence = encoder.silence(KEEPALIVE_CHUNK_MS)
         try:
             while True:
                 try:
                     async with asyncio.timeout(KEEPALIVE_AFTER_S):
                         chunk = await run.audio.get()
                 except TimeoutError:
-                    yield _SILENCE  # nothing from Gemini yet (thinking, tools): keep it alive
+                    yield silence  # nothing from Gemini yet (thinking, tools): keep it alive
                     continue
                 if chunk is None:
                     yield encoder.flush()
@@ -128,27 +150,30 @@ class GeminiLiveTTSEntity(tts.TextToSpeechEntity, GeminiLiveEntity):
         finally:
             run.playing = False
 
-    async def _read_aloud(self, text: str) -> AsyncGenerator[bytes]:
+    async def _read_aloud(self, text: str, encoder: StreamEncoder) -> AsyncGenerator[bytes]:
         """One-shot Live session speaking ``text`` with the agent's voice."""
         agent = self.agent
-        setup, _tools = agent.build_for_speech(READ_ALOUD_PROMPT)
-        setup = replace(setup, response_modality=Modality.AUDIO, session_resumption=False)
-        yield float_wav_header()
-        encoder = StreamEncoder()
-        session = LiveSession(agent.manager.factory.endpoint, setup)
+        setup = replace(
+            agent.build_for_speech(READ_ALOUD_PROMPT),
+            response_modality=Modality.AUDIO,
+            session_resumption=False,
+        )
+        yield encoder.header()
+        client = LiveClient(agent.endpoint, setup, ssl_context=agent.ssl_context)
         try:
             async with asyncio.timeout(SPEAK_TIMEOUT_S):
-                await session.start()
-                await session.send_text(text)
-                while True:
-                    event = await session.receive()
+                await client.start()
+                await client.send_text(text)
+                async for event in client:
                     if isinstance(event, AudioOut):
                         yield encoder.encode(event.data)
-                    elif isinstance(event, (TurnComplete, Interrupted)):
+                    elif isinstance(event, TurnEnded):
                         yield encoder.flush()
                         return
+                    elif isinstance(event, SessionEnded):
+                        raise event.error
         except (LiveError, TimeoutError) as err:
             LOGGER.warning("Gemini could not read the text aloud: %s", err)
         finally:
             with contextlib.suppress(Exception):
-                await session.close()
+                await client.close()

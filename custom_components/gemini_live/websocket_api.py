@@ -53,13 +53,8 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 import probatio as vol
 
 from .const import CONF_ENDPOINT, CONF_MODEL, DOMAIN, LOGGER, SUBENTRY_AGENT
-from .live.connection import (
-    DEFAULT_BASE_URL,
-    AuthenticationError,
-    CannotConnectError,
-    Endpoint,
-    LiveError,
-)
+from .live.endpoint import DEFAULT_BASE_URL, Endpoint
+from .live.errors import AuthenticationError, CannotConnectError, LiveError
 from .live.messages import build_setup
 from .live.models import (
     DEFAULT_MODEL,
@@ -69,8 +64,7 @@ from .live.models import (
     get_model,
 )
 from .live.tokens import create_token, field_mask, token_request
-from .options import build_setup_config
-from .sessions import trim_system_prompt
+from .options import build_setup_config, trim_system_prompt
 from .validation import make_endpoint
 
 TOKEN_API_VERSION: Final = "v1alpha"  # the Constrained endpoint exists only there

@@ -101,11 +101,14 @@ async def test_realtime_run_turns_on_the_light(
         <= result.first_audio_at
         <= result.audio_stop_at
     )
-    assert result.speech_end_sent_at - result.started_at == pytest.approx(1.56, abs=0.3)
-    assert 0.25 < result.transcript_at - result.speech_end_sent_at < 1.0
+    # Only causal lower bounds: a busy machine stretches every wall-clock span, never shortens
+    # it. Real-time pacing cannot send 1.56 s of speech faster than in 1.56 s, and the STT
+    # needs 300 ms of real-time silence after it before it can end the utterance.
+    assert result.speech_end_sent_at - result.started_at >= 1.56 - 0.02
+    assert result.transcript_at - result.speech_end_sent_at >= 0.25
     latency = result.speech_end_to_first_audio
     assert latency is not None
-    assert 0.25 < latency < 3.0, result.summary()
+    assert latency >= 0.25, result.summary()
     stamps = [event.at for event in result.events]
     assert stamps == sorted(stamps)
     assert result.mic_stopped_at is not None

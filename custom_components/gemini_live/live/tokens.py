@@ -15,7 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from .connection import AuthenticationError, CannotConnectError, Endpoint, LiveError
+from .endpoint import Endpoint
+from .errors import AuthenticationError, CannotConnectError, LiveError
 from .messages import JsonObject
 
 

@@ -1,4 +1,4 @@
-"""Our Live client against the offline emulator over real sockets: the acceptance list."""
+"""Our Live client (protocol + asyncio driver) against the offline emulator over real sockets."""
 
 from __future__ import annotations
 
@@ -11,21 +11,33 @@ from typing import Any
 
 import aiohttp
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from custom_components.gemini_live.live import messages as m
-from custom_components.gemini_live.live.connection import (
+from custom_components.gemini_live.live.driver import (
+    LiveClient,
+    _closed_error,
+    check_connection,
+    open_websocket,
+)
+from custom_components.gemini_live.live.endpoint import Endpoint
+from custom_components.gemini_live.live.errors import (
     AuthenticationError,
     ConnectionLostError,
-    Endpoint,
     InvalidArgumentError,
-    LiveConnection,
     LiveError,
     ModelNotFoundError,
     QuotaExceededError,
     ServerError,
 )
 from custom_components.gemini_live.live.models import UnsupportedOptionError, check_setup
-from custom_components.gemini_live.live.session import LiveSession, Reconnected, SessionEvent
+from custom_components.gemini_live.live.protocol import (
+    HandleUpdated,
+    ProtocolEvent,
+    Reconnected,
+    SessionEnded,
+    TurnEnded,
+)
 from custom_components.gemini_live.live.tokens import create_token, token_request
 from live_emulator import EmulatorConfig, Fault, LiveEmulator
 
@@ -70,9 +82,9 @@ def setup_cfg(**kw: Any) -> m.SetupConfig:
     return replace(base, **kw)
 
 
-async def until(session: LiveSession, stop: Callable[[SessionEvent], bool]) -> list[SessionEvent]:
+async def until(session: LiveClient, stop: Callable[[ProtocolEvent], bool]) -> list[ProtocolEvent]:
     """Collect events until ``stop`` matches one (inclusive), with a timeout."""
-    out: list[SessionEvent] = []
+    out: list[ProtocolEvent] = []
     async with asyncio.timeout(TIMEOUT):
         while True:
             event = await session.receive()
@@ -81,12 +93,12 @@ async def until(session: LiveSession, stop: Callable[[SessionEvent], bool]) -> l
                 return out
 
 
-def is_turn_complete(event: SessionEvent) -> bool:
-    """Stop at turnComplete."""
-    return isinstance(event, m.TurnComplete)
+def is_turn_complete(event: ProtocolEvent) -> bool:
+    """Stop at the end of a model turn."""
+    return isinstance(event, TurnEnded)
 
 
-def text_of(events: list[SessionEvent]) -> str:
+def text_of(events: list[ProtocolEvent]) -> str:
     """Output transcription (or text) of a reply."""
     return "".join(
         e.text
@@ -103,6 +115,23 @@ def tone(seconds: float, rate: int = 16000, amp: float = 0.3) -> bytes:
     )
 
 
+async def open_raw(ep: Endpoint, frame: dict[str, Any], version: str = "v1beta") -> None:
+    """Send a setup frame as given (bypassing our model gate); raise what the server says."""
+    ws = await open_websocket(ep, version, None)
+    try:
+        await ws.send(m.encode(frame))
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                try:
+                    data = await ws.recv()
+                except ConnectionClosed as err:
+                    raise _closed_error(err) from err
+                if any(isinstance(e, m.SetupComplete) for e in m.parse_server_message(data)):
+                    return
+    finally:
+        await ws.close()
+
+
 def frames_sent_by_client(emu: LiveEmulator) -> list[dict[str, Any]]:
     """Every frame the emulator received, setups included, across connections."""
     out: list[dict[str, Any]] = []
@@ -115,7 +144,7 @@ def frames_sent_by_client(emu: LiveEmulator) -> list[dict[str, Any]]:
 
 async def test_setup_and_text_turn(emulator: LiveEmulator) -> None:
     """Setup completes; a text turn streams a reply that ends with turnComplete and usage."""
-    async with LiveSession(endpoint(emulator), setup_cfg()) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg()) as session:
         await session.send_text("hello there")
         events = await until(session, is_turn_complete)
         events += await until(session, lambda e: isinstance(e, m.Usage))
@@ -132,7 +161,7 @@ async def test_setup_and_text_turn(emulator: LiveEmulator) -> None:
 async def test_text_modality(emulator: LiveEmulator) -> None:
     """TEXT modality: reply comes as text parts, no audio."""
     cfg = setup_cfg(response_modality=m.Modality.TEXT, output_transcription=False)
-    async with LiveSession(endpoint(emulator), cfg) as session:
+    async with LiveClient(endpoint(emulator), cfg) as session:
         await session.send_text("hello there")
         events = await until(session, is_turn_complete)
     assert not any(isinstance(e, m.AudioOut) for e in events)
@@ -141,7 +170,7 @@ async def test_text_modality(emulator: LiveEmulator) -> None:
 
 async def test_audio_turn_with_both_transcriptions(emulator: LiveEmulator) -> None:
     """Streamed mic audio -> server VAD ends the utterance -> transcriptions + audio reply."""
-    async with LiveSession(endpoint(emulator), setup_cfg()) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg()) as session:
         speech = tone(0.6) + bytes(16000 * 2 // 2)  # 0.6 s tone + 0.5 s silence
         for i in range(0, len(speech), 640):
             await session.send_audio(speech[i : i + 640])
@@ -153,14 +182,14 @@ async def test_audio_turn_with_both_transcriptions(emulator: LiveEmulator) -> No
 
 async def test_blocking_tool_call(emulator: LiveEmulator) -> None:
     """BLOCKING: the model waits for our response, then confirms."""
-    async with LiveSession(endpoint(emulator), setup_cfg()) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg()) as session:
         await session.send_text("turn on the kitchen light")
         events = await until(session, lambda e: isinstance(e, m.ToolCall))
         call = events[-1].calls[0]  # type: ignore[union-attr]
         assert call.name == "HassTurnOn"
         assert call.args == {"name": "kitchen light"}
         assert call.id
-        await session.send_tool_response([m.FunctionResult(call.id, call.name, {"success": True})])
+        await session.send_tool_results([m.FunctionResult(call.id, call.name, {"success": True})])
         events = await until(session, is_turn_complete)
     assert text_of(events)
     [record] = emulator.connections[0].tool_responses
@@ -174,11 +203,11 @@ async def test_non_blocking_tool_call_scheduling(
 ) -> None:
     """NON_BLOCKING: the model keeps talking; our scheduling value reaches the server."""
     tools = [replace(TOOLS[0], behavior=m.Behavior.NON_BLOCKING)]
-    async with LiveSession(endpoint(emulator), setup_cfg(functions=tools)) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg(functions=tools)) as session:
         await session.send_text("turn on the kitchen light")
         events = await until(session, lambda e: isinstance(e, m.ToolCall))
         call = events[-1].calls[0]  # type: ignore[union-attr]
-        await session.send_tool_response(
+        await session.send_tool_results(
             [m.FunctionResult(call.id, call.name, {"success": True}, scheduling)]
         )
         # Drain: the first turn ends; WHEN_IDLE/INTERRUPT add a spoken result.
@@ -195,7 +224,7 @@ async def test_interruption_cancels_pending_call(emulator: LiveEmulator) -> None
     """User speech during a NON_BLOCKING call's reply -> interrupted + toolCallCancellation."""
     emulator.config.pace = 1.0  # real-time reply so there is something to interrupt
     tools = [replace(TOOLS[0], behavior=m.Behavior.NON_BLOCKING)]
-    async with LiveSession(endpoint(emulator), setup_cfg(functions=tools)) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg(functions=tools)) as session:
         await session.send_text("turn on the kitchen light")
         await until(session, lambda e: isinstance(e, m.ToolCall))
         await until(session, lambda e: isinstance(e, m.AudioOut))
@@ -208,10 +237,11 @@ async def test_interruption_cancels_pending_call(emulator: LiveEmulator) -> None
 async def test_go_away_resumes_with_handle(emulator: LiveEmulator) -> None:
     """goAway -> next connection opened with the newest handle; history survives."""
     handles: list[str] = []
-    async with LiveSession(endpoint(emulator), setup_cfg(), on_handle=handles.append) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg()) as session:
         await session.send_text("my favourite colour is green")
         await until(session, is_turn_complete)
-        await until(session, lambda e: isinstance(e, m.ResumptionUpdate))
+        events = await until(session, lambda e: isinstance(e, HandleUpdated))
+        handles += [e.handle for e in events if isinstance(e, HandleUpdated) and e.handle]
         emulator.inject(Fault("go_away", time_left_s=5.0))
         await until(session, lambda e: isinstance(e, Reconnected))
         await session.send_text("what did I ask")
@@ -224,10 +254,10 @@ async def test_go_away_resumes_with_handle(emulator: LiveEmulator) -> None:
 
 async def test_drop_mid_turn_replays_and_loses_nothing(emulator: LiveEmulator) -> None:
     """A TCP drop while the model talks: reconnect with the handle, re-send unconsumed input."""
-    async with LiveSession(endpoint(emulator), setup_cfg(), backoff=(0.0, 0.01)) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg(), backoff=(0.0, 0.01)) as session:
         await session.send_text("my favourite colour is green")
         await until(session, is_turn_complete)
-        await until(session, lambda e: isinstance(e, m.ResumptionUpdate))
+        await until(session, lambda e: isinstance(e, HandleUpdated))
         emulator.inject(Fault("drop", at_audio_chunk=2))
         await session.send_text("what did I ask")
         events = await until(session, lambda e: isinstance(e, Reconnected))
@@ -252,13 +282,15 @@ async def test_fatal_close_codes(
     emulator: LiveEmulator, code: int, reason: str, error: type[LiveError]
 ) -> None:
     """Non-retryable closes surface as typed errors from receive(); no reconnect loop."""
-    async with LiveSession(endpoint(emulator), setup_cfg()) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg()) as session:
         emulator.inject(Fault("close", code=code, reason=reason))
         await session.send_text("hello")
-        with pytest.raises(error) as err:
-            await until(session, lambda e: False)
-        assert err.value.code == code
-        assert err.value.reason == reason
+        events = await until(session, lambda e: isinstance(e, SessionEnded))
+        ended = events[-1]
+        assert isinstance(ended, SessionEnded)
+        assert isinstance(ended.error, error)
+        assert ended.error.code == code
+        assert ended.error.reason == reason
         with pytest.raises(error):
             await session.send_text("again")
     assert len(emulator.connections) == 1
@@ -266,7 +298,7 @@ async def test_fatal_close_codes(
 
 async def test_1011_internal_error_reconnects(emulator: LiveEmulator) -> None:
     """A retryable 1011 (internal error) reconnects and the turn still completes."""
-    async with LiveSession(endpoint(emulator), setup_cfg(), backoff=(0.0, 0.01)) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg(), backoff=(0.0, 0.01)) as session:
         emulator.inject(Fault("close", code=1011, reason="Internal error encountered.", on_turn=1))
         await session.send_text("hello")
         events = await until(session, is_turn_complete)
@@ -276,7 +308,7 @@ async def test_1011_internal_error_reconnects(emulator: LiveEmulator) -> None:
 
 async def test_malformed_frame_is_skipped(emulator: LiveEmulator) -> None:
     """A frame that is not JSON is logged and skipped; the turn completes."""
-    async with LiveSession(endpoint(emulator), setup_cfg()) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg()) as session:
         emulator.inject(Fault("malformed", on_turn=1))
         await session.send_text("hello")
         events = await until(session, is_turn_complete)
@@ -286,7 +318,7 @@ async def test_malformed_frame_is_skipped(emulator: LiveEmulator) -> None:
 
 async def test_huge_frame_reconnects(emulator: LiveEmulator) -> None:
     """A 20 MB frame exceeds our limit: typed close (1009), then a reconnect; no hang."""
-    async with LiveSession(endpoint(emulator), setup_cfg(), backoff=(0.0, 0.01)) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg(), backoff=(0.0, 0.01)) as session:
         emulator.inject(Fault("huge", size=20 * 1024 * 1024, on_turn=1))
         await session.send_text("hello")
         events = await until(session, lambda e: isinstance(e, Reconnected))
@@ -295,7 +327,7 @@ async def test_huge_frame_reconnects(emulator: LiveEmulator) -> None:
 
 async def test_slow_server_times_out_cleanly(emulator: LiveEmulator) -> None:
     """A server slower than the caller's patience: the caller's timeout fires, close is clean."""
-    session = LiveSession(endpoint(emulator), setup_cfg())
+    session = LiveClient(endpoint(emulator), setup_cfg())
     await session.start()
     emulator.inject(Fault("delay", seconds=5.0))
     await session.send_text("hello")
@@ -309,20 +341,18 @@ async def test_slow_server_times_out_cleanly(emulator: LiveEmulator) -> None:
 async def test_bad_key_and_unknown_model(emulator: LiveEmulator) -> None:
     """Connecting with a bad key or an unknown model raises the typed error."""
     with pytest.raises(AuthenticationError):
-        await LiveConnection.open(
-            endpoint(emulator, "wrong"), m.build_setup(setup_cfg()), setup_timeout=5
-        )
+        await check_connection(endpoint(emulator, "wrong"), setup_cfg(), ssl_context=None)
+    with pytest.raises(AuthenticationError):  # the first connection of a session fails fast
+        await LiveClient(endpoint(emulator, "wrong"), setup_cfg()).start()
     with pytest.raises(ModelNotFoundError):
-        await LiveConnection.open(
-            endpoint(emulator), {"setup": {"model": "models/nope-live"}}, setup_timeout=5
-        )
+        await open_raw(endpoint(emulator), {"setup": {"model": "models/nope-live"}})
 
 
 async def test_unsupported_option_reaches_server_as_1007(emulator: LiveEmulator) -> None:
     """Our gate refuses it; sent anyway (bypassing the gate) the emulator closes with 1007."""
     frame = m.build_setup(m.SetupConfig(model="gemini-3.8-live", affective_dialog=True))
     with pytest.raises(InvalidArgumentError) as err:
-        await LiveConnection.open(endpoint(emulator), frame, setup_timeout=5)
+        await open_raw(endpoint(emulator), frame)
     assert err.value.code == 1007
     assert err.value.reason
 
@@ -338,7 +368,7 @@ async def test_ephemeral_token_constrained_session(emulator: LiveEmulator) -> No
     assert token.name.startswith("auth_tokens/")
     assert token.name not in repr(token)
     tok_endpoint = Endpoint(token=token.name, base_url=emulator.http_url)
-    async with LiveSession(tok_endpoint, setup_cfg(temperature=0.9)) as session:
+    async with LiveClient(tok_endpoint, setup_cfg(temperature=0.9)) as session:
         await session.send_text("hello")
         await until(session, is_turn_complete)
     conn = emulator.connections[-1]
@@ -346,13 +376,13 @@ async def test_ephemeral_token_constrained_session(emulator: LiveEmulator) -> No
     assert conn.effective_setup["generationConfig"]["temperature"] == 0.2
     # uses=1: a second new session with the same token is refused.
     with pytest.raises(AuthenticationError):
-        await LiveConnection.open(tok_endpoint, m.build_setup(setup_cfg()), setup_timeout=5)
+        await LiveClient(tok_endpoint, setup_cfg()).start()
 
 
 async def test_no_task_leaks(emulator: LiveEmulator) -> None:
     """After close, none of the session's tasks remain."""
     before = set(asyncio.all_tasks())
-    session = LiveSession(endpoint(emulator), setup_cfg(), backoff=(0.0,))
+    session = LiveClient(endpoint(emulator), setup_cfg(), backoff=(0.0,))
     await session.start()
     emulator.inject(Fault("drop"))
     await session.send_text("hello")
@@ -363,11 +393,12 @@ async def test_no_task_leaks(emulator: LiveEmulator) -> None:
     assert not leaked
 
 
-def test_reexports() -> None:
-    """Error classes used by HA glue are importable (sanity)."""
+def test_retryable_errors() -> None:
+    """Server trouble and dropped connections are retried; the rest is final."""
     assert issubclass(ServerError, LiveError)
     assert ServerError.retryable
     assert ConnectionLostError.retryable
+    assert not AuthenticationError.retryable
 
 
 @pytest.mark.parametrize(
@@ -383,7 +414,7 @@ async def test_every_refused_option_is_1007_on_the_wire(
         check_setup(cfg)
     frame = m.build_setup(cfg)  # the builder itself does not check; the gate does
     with pytest.raises(InvalidArgumentError) as err:
-        await LiveConnection.open(endpoint(emulator), frame, version="v1alpha", setup_timeout=5)
+        await open_raw(endpoint(emulator), frame, version="v1alpha")
     assert err.value.code == 1007
     assert err.value.reason == "Request contains an invalid argument."
 
@@ -392,13 +423,15 @@ async def test_go_away_mid_reply_waits_for_turn_end(emulator: LiveEmulator) -> N
     """goAway while the model talks: the reply finishes on the old connection, then we roll over."""
     emulator.config.pace = 1.0
     emulator.config.audio_chunk_ms = 20
-    async with LiveSession(endpoint(emulator), setup_cfg()) as session:
+    async with LiveClient(endpoint(emulator), setup_cfg()) as session:
         emulator.inject(Fault("go_away", time_left_s=10.0, at_audio_chunk=2))
         await session.send_text("my favourite colour is green")
         events = await until(session, lambda e: isinstance(e, Reconnected))
         kinds = [type(e).__name__ for e in events]
         # the whole reply arrived before the switch: no audible gap or cut
-        assert kinds.index("GoAway") < kinds.index("TurnComplete") < kinds.index("Reconnected")
+        assert kinds.index("TurnEnded") < kinds.index("Reconnected")
+        assert "TurnLost" not in kinds
+        assert any("goAway" in sent for sent in emulator.connections[0].sent)
         assert events[-1].resumed  # type: ignore[union-attr]
         emulator.config.pace = 0.0
         await session.send_text("what did I ask")

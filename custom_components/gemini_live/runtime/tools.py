@@ -17,9 +17,9 @@
   model without async    BLOCKING (nothing else is accepted)         none
   =====================  =========================================  ========================
 
-- ``ToolRunner``: runs calls as tasks with a timeout, answers the model (errors included: unknown
-  tool, invalid arguments, exceptions, timeouts), and cancels on ``toolCallCancellation``; a
-  cancelled call is never answered.
+- ``ToolRunner``: runs calls as entry background tasks with a timeout, each call id at most once;
+  every outcome (errors included: unknown tool, invalid arguments, exceptions, timeouts) is
+  answered to the model, and ``toolCallCancellation`` cancels the HA task (never answered).
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ import re
 from typing import Any, Final
 
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
 import probatio
 
-from .const import LOGGER
-from .live.messages import (
+from ..const import LOGGER
+from ..live.messages import (
     Behavior,
     FunctionCall,
     FunctionDeclaration,
@@ -48,7 +49,7 @@ from .live.messages import (
     MediaResolution,
     Scheduling,
 )
-from .live.models import ModelCapabilities
+from ..live.models import ModelCapabilities
 
 LOOK_AT_CAMERA: Final = "look_at_camera"
 NAME_MAX: Final = 64
@@ -307,23 +308,27 @@ class ToolOutcome:
 
 
 class ToolRunner:
-    """Runs a session's function calls and answers the model."""
+    """Runs a conversation's function calls in Home Assistant, each call id at most once.
+
+    Each call runs as a background task of the config entry (unloading the entry cancels it),
+    with the policy's timeout; every outcome, errors included, goes to ``on_outcome``. A call
+    the model cancels is cancelled in HA and never answered.
+    """
 
     def __init__(
         self,
-        hass: HomeAssistant,
+        entry: ConfigEntry[Any],
         tools: ToolSet,
-        respond: Callable[[list[FunctionResult]], Awaitable[None]],
         send_video: Callable[[bytes], Awaitable[None]],
+        on_outcome: Callable[[ToolOutcome], Awaitable[None]],
     ) -> None:
-        """``respond`` sends a toolResponse; ``send_video`` a realtime video frame."""
-        self.hass = hass
+        """``send_video`` sends a frame to the model; ``on_outcome`` answers it."""
+        self._entry = entry
         self.tools = tools
-        self._respond = respond
         self._send_video = send_video
+        self._on_outcome = on_outcome
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self.listeners: list[Callable[[ToolOutcome], None]] = []
-        self.cancelled: list[str] = []
+        self._seen: set[str] = set()
 
     @property
     def running(self) -> int:
@@ -331,9 +336,13 @@ class ToolRunner:
         return len(self._tasks)
 
     def start(self, call: FunctionCall) -> None:
-        """Run ``call`` in a task (errors are answered, never raised)."""
-        task = self.hass.async_create_background_task(
-            self._run(call), name=f"gemini_live_tool_{call.name}", eager_start=False
+        """Run ``call`` (a call id seen before is never run again)."""
+        if call.id in self._seen:
+            LOGGER.warning("Ignoring a second call with id %s", call.id)
+            return
+        self._seen.add(call.id)
+        task = self._entry.async_create_background_task(
+            self.tools.hass, self._run(call), f"gemini_live_tool_{call.name}", eager_start=False
         )
         self._tasks[call.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(call.id, None))
@@ -352,22 +361,15 @@ class ToolRunner:
         except Exception as err:
             LOGGER.exception("Tool %s raised", ha_name)
             result = _error(str(err) or type(err).__name__, type(err).__name__)
+        self._tasks.pop(call.id, None)  # finished: no longer running
         scheduling = self.tools.scheduling(call.name, error=result.error)
-        outcome = ToolOutcome(call, ha_name, result, scheduling)
-        response = (
-            dict(result.data) if isinstance(result.data, Mapping) else {"result": result.data}
-        )
-        await self._respond([FunctionResult(call.id, call.name, response, scheduling)])
-        self._tasks.pop(call.id, None)  # finished: no longer counted as running
-        for listener in list(self.listeners):
-            listener(outcome)
+        await self._on_outcome(ToolOutcome(call, ha_name, result, scheduling))
 
     def cancel(self, ids: Iterable[str]) -> None:
         """The model cancelled these calls: stop them; they are never answered."""
         for call_id in ids:
             if task := self._tasks.pop(call_id, None):
                 task.cancel()
-                self.cancelled.append(call_id)
 
     async def aclose(self) -> None:
         """Cancel every running call and wait for them."""
@@ -378,3 +380,10 @@ class ToolRunner:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def result_payload(outcome: ToolOutcome) -> FunctionResult:
+    """The function response for an outcome."""
+    data = outcome.result.data
+    response = dict(data) if isinstance(data, Mapping) else {"result": data}
+    return FunctionResult(outcome.call.id, outcome.call.name, response, outcome.scheduling)

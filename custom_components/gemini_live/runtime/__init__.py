@@ -1,0 +1,1 @@
+"""The Home Assistant side of a running agent: conversations, turns, tools, voice runs."""

@@ -1,0 +1,147 @@
+"""Trustworthy under faults (issue 9): what the user sees and what Home Assistant executes.
+
+Each test injects a fault the way the network or Home Assistant produces it (the emulator's
+faults over real sockets, a reload, a revoked key) and checks the user-visible outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from homeassistant.components import conversation
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.core import Context, HomeAssistant, ServiceCall
+from homeassistant.helpers import intent
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.gemini_live.const import DOMAIN
+from custom_components.gemini_live.runtime.voice_run import VoiceRun
+from live_emulator import LiveEmulator, Scenario
+
+from .conftest import TEST_API_KEY
+
+AGENT = "conversation.gemini_live"
+
+
+async def converse(hass: HomeAssistant, text: str, conversation_id: str | None = None) -> Any:
+    return await conversation.async_converse(
+        hass, text, conversation_id, Context(), agent_id=AGENT, language="en"
+    )
+
+
+def speech(result: conversation.ConversationResult) -> str:
+    return str(result.response.speech["plain"]["speech"])
+
+
+@pytest.fixture
+def turn_on_calls(hass: HomeAssistant) -> list[ServiceCall]:
+    """Every light.turn_on Home Assistant executes (a fake light service records them)."""
+    calls: list[ServiceCall] = []
+
+    async def record(call: ServiceCall) -> None:
+        calls.append(call)
+
+    hass.services.async_register("light", "turn_on", record)
+    return calls
+
+
+async def test_no_secret_in_any_log(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    emulator: LiveEmulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9 #6: DEBUG on for every logger; a turn, a credential check and a reauth."""
+    caplog.set_level(logging.DEBUG)  # the root logger: every library included
+    for name in ("websockets", "websockets.client", "aiohttp", "homeassistant"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    result = await converse(hass, "hello there")
+    assert speech(result)
+    # The reauth flow validates the (new) key with a real Live session, like the credential check.
+    flow = await setup_integration.start_reauth_flow(hass)
+    flow = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
+    flow = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {"api_key": TEST_API_KEY, "endpoint": emulator.http_url}
+    )
+    assert flow["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert "x-goog-api-key" in caplog.text.lower()  # the header lines are there, redacted
+    assert TEST_API_KEY not in caplog.text
+    for record in caplog.records:
+        assert TEST_API_KEY not in record.getMessage()
+
+
+async def test_revoked_key_with_no_open_session_starts_reauth_once(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+) -> None:
+    """Issue 9 #7: a key revoked while no session is open makes the next turn start a reauth."""
+    emulator.config.api_keys = frozenset()  # revoked at Google
+    for _ in range(2):
+        result = await converse(hass, "hello")
+        assert result.response.response_type is intent.IntentResponseType.ERROR
+        assert "API key was rejected" in speech(result)
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == [SOURCE_REAUTH]  # once, not per turn
+
+
+async def test_reload_ends_a_streaming_turn_at_once(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+) -> None:
+    """Issue 9 #4: a reload while a reply streams ends the turn now, with a translated error."""
+    emulator.config.pace = 1.0  # a real-time reply of many seconds
+    emulator.config.scenario = Scenario.from_dict(
+        {"turns": [{"match": {"text": "story"}, "steps": [{"say": "Once upon a time. " * 40}]}]}
+    )
+    turn = hass.async_create_task(converse(hass, "tell me a story"))
+    await _wait(lambda: any("modelTurn" in m.get("serverContent", {}) for m in _sent(emulator)))
+    await hass.config_entries.async_reload(setup_integration.entry_id)
+    await hass.async_block_till_done()
+    async with asyncio.timeout(10):  # far less than the reply or the 90 s turn timeout
+        result = await turn
+    assert result.response.response_type is intent.IntentResponseType.ERROR
+    assert "session was closed" in speech(result)
+    # The reply was cut: the emulator had not finished it when the session closed.
+    assert not any(m.get("serverContent", {}).get("turnComplete") for m in _sent(emulator))
+    assert setup_integration.state is ConfigEntryState.LOADED
+
+
+async def test_concurrent_voice_opens_share_one_later_listener(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+) -> None:
+    """Issue 9 #9: two runs opening one conversation at once get one session, one listener."""
+    [agent] = setup_integration.runtime_data.agents.values()
+    first, second = await asyncio.gather(
+        agent.async_voice_conversation("c1"), agent.async_voice_conversation("c1")
+    )
+    assert first is second
+    assert len([c for c in emulator.connections if c.setup]) == 2  # the key check + one session
+    run = VoiceRun(agent.subentry.subentry_id, "c1")
+    await agent.async_begin_voice_run(run)
+    assert not agent.conversations._opening
+
+
+async def test_announce_leaves_nothing_behind(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+) -> None:
+    """Issue 9 #11: one-shot conversations (announce) leave no registry entry or task behind."""
+    [agent] = setup_integration.runtime_data.agents.values()
+    for _ in range(3):
+        said = await agent.async_announce("say hello", [])
+        assert said
+    assert agent.conversations.all() == []
+    assert not agent.conversations._opening
+    assert not agent.conversations._idle
+
+
+def _sent(emulator: LiveEmulator) -> list[dict[str, Any]]:
+    return [m for c in emulator.connections for m in c.sent]
+
+
+async def _wait(predicate: Any, within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polls records the emulator keeps
+            await asyncio.sleep(0.01)
