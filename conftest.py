@@ -22,6 +22,6 @@ from homeassistant.components import logger as _logger_component
 if not hasattr(_logger_component, "_clear_logger_overwrites"):  # HA 2026.11+
     from homeassistant.components.logger.helpers import _clear_logger_overwrites
 
-    _logger_component._clear_logger_overwrites = _clear_logger_overwrites  # type: ignore[attr-defined]  # noqa: SLF001
+    _logger_component._clear_logger_overwrites = _clear_logger_overwrites  # type: ignore[attr-defined]
 
 pytest_plugins = ["pytest_homeassistant_custom_component.plugins"]
