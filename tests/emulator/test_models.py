@@ -9,7 +9,7 @@ from websockets.exceptions import ConnectionClosed
 
 from live_emulator import LiveEmulator
 
-from .conftest import MODEL_25, MODEL_31, MODEL_38, open_raw, recv, send
+from .conftest import MODEL_25, MODEL_31, MODEL_38, assert_setup_complete, open_raw, recv, send
 
 INVALID = "Request contains an invalid argument."
 NB_TOOL = [{"functionDeclarations": [{"name": "f", "behavior": "NON_BLOCKING"}]}]
@@ -29,7 +29,7 @@ async def outcome(emu: LiveEmulator, setup: dict[str, Any], version: str) -> tup
         if err.rcvd is None:
             raise AssertionError("no close frame") from err
         return err.rcvd.code, err.rcvd.reason
-    assert first == {"setupComplete": {}}
+    assert_setup_complete(first)
     await ws.close()
     return 0, ""
 
@@ -140,7 +140,7 @@ async def test_unknown_model_1008(emu: LiveEmulator) -> None:
 
 
 async def test_default_behavior_per_model(emu: LiveEmulator) -> None:
-    from .conftest import recv_turn
+    from .conftest import recv_turn, recv_until
 
     tools = [
         {
@@ -165,7 +165,9 @@ async def test_default_behavior_per_model(emu: LiveEmulator) -> None:
                 }
             },
         )
-        call = (await recv(ws))["toolCall"]["functionCalls"][0]
+        msgs = await recv_until(ws, lambda m: "toolCall" in m)
+        assert "executableCode" in msgs[0]["serverContent"]["modelTurn"]["parts"][0]
+        call = msgs[-1]["toolCall"]["functionCalls"][0]
         if blocking:
             await send(
                 ws,
