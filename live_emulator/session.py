@@ -114,6 +114,7 @@ class _Result:
 
     response: Any
     named: bool
+    scheduling: str | None = None
 
 
 @dataclass
@@ -804,6 +805,7 @@ class Session:
             awaited = self._awaited.get(call_id)
             if awaited is not None and not awaited.done():
                 # The model is waiting for this result to go on with the interaction.
+                result.scheduling = scheduling
                 awaited.set_result(result)
                 self._record_response(call, scheduling, requested, response)
                 continue
@@ -989,6 +991,8 @@ class Session:
         if self._turn.last_result is None:
             return
         name, args, result = self._turn.last_result
+        if result.scheduling == "SILENT":
+            return
         if self.spec.background_reasoning and not result.named:
             await self._say(rules.SYSTEM_ERROR)
             return
@@ -1044,37 +1048,29 @@ class Session:
             self._turn.last_result = (name, call.args, result)
 
     async def _stream_call_args(self, wire: dict[str, Any]) -> None:
-        """Vertex AI's streamed-arguments form: one frame per argument, then the full call."""
+        """Vertex AI's streamed-arguments form: partial frames per argument, then the full call.
+
+        A string argument comes in two pieces (the first with ``willContinue``); every partial
+        frame's FunctionCall has ``willContinue: true``.
+        """
         head = {k: v for k, v in wire.items() if k != "args"}
+        pieces: list[dict[str, Any]] = []
         for key, value in wire["args"].items():
-            partial: dict[str, Any] = {"jsonPath": f"$.{key}", "willContinue": True}
+            path = f"$.{key}"
             if isinstance(value, bool):
-                partial["boolValue"] = value
+                pieces.append({"jsonPath": path, "boolValue": value})
             elif isinstance(value, int | float):
-                partial["numberValue"] = value
+                pieces.append({"jsonPath": path, "numberValue": value})
             elif value is None:
-                partial["nullValue"] = "NULL_VALUE"
+                pieces.append({"jsonPath": path, "nullValue": "NULL_VALUE"})
             else:
                 text = value if isinstance(value, str) else json.dumps(value)
                 half = max(1, len(text) // 2)
-                first = {**partial, "stringValue": text[:half]}
-                await self._send(
-                    {
-                        "toolCall": {
-                            "functionCalls": [
-                                {**head, "partialArgs": [first], "willContinue": True}
-                            ]
-                        }
-                    }
-                )
-                partial = {"jsonPath": f"$.{key}", "stringValue": text[half:]}
-            await self._send(
-                {
-                    "toolCall": {
-                        "functionCalls": [{**head, "partialArgs": [partial], "willContinue": True}]
-                    }
-                }
-            )
+                pieces.append({"jsonPath": path, "stringValue": text[:half], "willContinue": True})
+                pieces.append({"jsonPath": path, "stringValue": text[half:]})
+        for piece in pieces:
+            partial = {**head, "partialArgs": [piece], "willContinue": True}
+            await self._send({"toolCall": {"functionCalls": [partial]}})
 
     async def _await_results(self) -> None:
         """End the turn while this interaction's calls run; continue when all are answered."""

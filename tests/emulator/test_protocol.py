@@ -20,9 +20,9 @@ from live_emulator.session import format_duration
 from .conftest import (
     API_KEY,
     MODEL_25,
+    MODEL_38,
     MODEL_RECORDED,
     assert_setup_complete,
-    MODEL_38,
     audio_msg,
     open_raw,
     recv,
