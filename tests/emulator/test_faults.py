@@ -346,8 +346,9 @@ async def test_close_while_non_blocking_call_runs_then_resume(emu: LiveEmulator)
     )
     assert said == "Done, the kitchen light is now on."
     assert emu.connections[1].tool_responses[0].status == "applied"
-    assert emu.connections[1].unanswered_calls == [] or not emu.connections[1].closed.is_set()
     await ws2.close()
+    await emu.connections[1].wait_closed()
+    assert emu.connections[1].unanswered_calls == []
 
 
 async def test_close_after_non_blocking_turn_before_handle(emu: LiveEmulator) -> None:

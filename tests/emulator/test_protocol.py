@@ -823,3 +823,22 @@ async def test_recv_until_helper_sanity(emu: LiveEmulator) -> None:
     msgs = await recv_until(ws, lambda m: "generationComplete" in m.get("serverContent", {}))
     assert any("outputTranscription" in m.get("serverContent", {}) for m in msgs)
     await ws.close()
+
+
+def test_session_does_not_import_the_server() -> None:
+    """server.py serves sessions; session.py knows the emulator only through hub.Hub."""
+    import ast
+
+    package = Path(__file__).parents[2] / "live_emulator"
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((package / f"{module}.py").read_text())
+        return {
+            node.module or ""
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+        }
+
+    assert "server" not in imported("session")
+    assert "server" not in imported("hub")
+    assert "session" in imported("server")
