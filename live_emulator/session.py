@@ -1082,11 +1082,10 @@ class Session:
         await self._turn_complete(EndTurn())
         self._turn.completed = True
         await asyncio.gather(*futures)
+        # The rest of the interaction is a new turn.
         awaited = self._turn.awaited
-        last = self._last_awaited(awaited)
         await self._new_turn()
         self._turn.awaited = awaited
-        self._turn.last_result = last
         self._collect_awaited()
 
     def _last_awaited(self, ids: list[str]) -> tuple[str, dict[str, Any], _Result] | None:
