@@ -21,7 +21,9 @@ class EmulatorConfig:
     Attributes:
         api_keys: accepted API keys; None accepts any non-empty key.
         pace: 1.0 streams reply audio at real time, 0 sends it as fast as possible.
-        audio_chunk_ms: duration of each outgoing 24 kHz audio chunk.
+        audio_chunk_ms: duration of each outgoing 24 kHz audio chunk: a number of ms, or a
+            ``(low, high)`` range the chunk lengths are drawn from (10 ms steps, seeded). The
+            real server's chunks are 200-240 ms.
         connection_lifetime_s: a connection is closed this long after setupComplete.
         go_away_before_end_s: goAway is sent this long before the connection ends.
         handle_validity_s: how long a session resumption handle stays valid.
@@ -37,12 +39,17 @@ class EmulatorConfig:
         token_new_session_s: default ephemeral token new-session window.
         huge_frame_bytes: size of the frame sent by the "huge" fault.
         unauthenticated_wait_s: how long a bad-key connection waits for the setup before closing.
+        retired_models: model names closed 1008 as retired; None = ``models.RETIRED``.
+        vertex_only_fields: accept the setup fields only Vertex AI knows (``explicitVadSignal``,
+            ``sessionResumption.transparent``); the Gemini API rejects them as unknown names.
+        interim_every_ms: with interim transcription, one more word of the hypothesis per this
+            much utterance audio.
 
     """
 
     api_keys: frozenset[str] | None = None
     pace: float = 1.0
-    audio_chunk_ms: int = 40
+    audio_chunk_ms: int | tuple[int, int] = (200, 240)
     connection_lifetime_s: float = 600.0
     go_away_before_end_s: float = 60.0
     handle_validity_s: float = 7200.0
@@ -58,3 +65,6 @@ class EmulatorConfig:
     token_new_session_s: float = 60.0
     huge_frame_bytes: int = 20 * 1024 * 1024
     unauthenticated_wait_s: float = 2.0
+    retired_models: frozenset[str] | None = None
+    vertex_only_fields: bool = False
+    interim_every_ms: int = 300

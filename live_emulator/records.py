@@ -21,8 +21,8 @@ class ToolResponseRecord:
         requested_scheduling: the scheduling the client asked for (sibling field or inside
             ``response``), None if absent.
         response: the response payload.
-        status: "applied", or "unknown" (no pending call with that id: never issued, cancelled
-            or already answered).
+        status: "applied", or "unknown" (no pending call with that id: never issued, cancelled,
+            already answered, or no ``id`` at all — then ``id`` is "").
 
     """
 
@@ -35,6 +35,25 @@ class ToolResponseRecord:
     status: str
 
 
+@dataclass(frozen=True)
+class FaultRecord:
+    """A fault that fired on a connection.
+
+    Attributes:
+        kind: the fault kind ("drop", "close", ...).
+        trigger: what fired it (``Fault.trigger``, e.g. "after=toolCall#1").
+        sent: how many JSON messages the server had sent when it fired.
+        pending_calls: ids of the function calls issued and not answered (nor cancelled) at
+            that moment, in call order.
+
+    """
+
+    kind: str
+    trigger: str
+    sent: int
+    pending_calls: tuple[str, ...]
+
+
 @dataclass
 class ConnectionRecord:
     """Everything observable about one websocket connection.
@@ -42,7 +61,11 @@ class ConnectionRecord:
     ``setup`` is the setup as received (raw keys); ``effective_setup`` is the normalized
     (camelCase) setup after ephemeral-token locks were applied. ``received`` holds every client
     frame after the setup, ``sent`` every JSON message the server sent (fault frames such as
-    malformed or huge ones are listed in ``faults_fired`` instead).
+    malformed or huge ones are listed in ``faults_fired`` instead). ``faults_fired`` lists the
+    kinds of the faults that fired, ``fault_log`` the details. ``tool_calls`` is every function
+    call the model issued on this connection (``{"id", "name", "args", "behavior"}``);
+    ``unanswered_calls`` the ids still without a response (nor cancellation) when the
+    connection ended.
     """
 
     index: int
@@ -66,6 +89,10 @@ class ConnectionRecord:
     handles: list[str] = field(default_factory=list)
     utterances: list[dict[str, Any]] = field(default_factory=list)
     faults_fired: list[str] = field(default_factory=list)
+    fault_log: list[FaultRecord] = field(default_factory=list)
+    session_id: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    unanswered_calls: list[str] = field(default_factory=list)
     video_frames: int = 0
     closed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 

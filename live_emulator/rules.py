@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from .scenario import Grounding, Say, SayResult, Step, ToolCall
+from .scenario import AwaitResults, Grounding, Say, SayResult, Step, ToolCall
 
 _TURN = re.compile(
     r"\bturn\s+(?P<a>on|off)\s+(?:the\s+)?(?P<t1>.+?)\s*[.!?]*$"
@@ -21,6 +21,8 @@ _GREETING = re.compile(r"^\s*(hello|hi|hey)\b", re.IGNORECASE)
 _SEARCH = re.compile(r"\b(search|look\s+up|weather|news|latest)\b", re.IGNORECASE)
 
 WORKING_ON_IT = "Okay, working on it."
+FILLER = "One moment, checking..."
+SYSTEM_ERROR = "Sorry, a system error occurred."
 
 
 def _norm(name: str) -> str:
@@ -68,8 +70,13 @@ def plan_reply(
     *,
     has_search: bool,
     non_blocking: set[str],
+    background: bool = False,
 ) -> list[Step]:
-    """Plan the reply to user ``text``; ``history`` already ends with that user entry."""
+    """Plan the reply to user ``text``; ``history`` already ends with that user entry.
+
+    ``background``: the model reasons in the background (extended thinking): it calls the tool,
+    speaks a filler, ends its turn while the call runs and answers when the result is in.
+    """
     request = _turn_request(text)
     if request is not None:
         action, target = request
@@ -78,6 +85,8 @@ def plan_reply(
             return [Say(f"Sorry, I have no way to turn {action} the {target}.")]
         name = str(decl["name"])
         args = {k: v for k, v in {"name": target}.items() if k in declared_params(decl)}
+        if name in non_blocking and background:
+            return [ToolCall(name, args), Say(FILLER), AwaitResults(), SayResult()]
         if name in non_blocking:
             return [ToolCall(name, args), Say(WORKING_ON_IT)]
         return [ToolCall(name, args), SayResult()]
@@ -87,10 +96,8 @@ def plan_reply(
             return [Say("You have not asked me anything yet.")]
         return [Say(f'You asked: "{previous}"')]
     if has_search and _SEARCH.search(text):
-        return [
-            Grounding(query=text),
-            Say(f'Here is what I found about "{text.strip()}": it looks sunny and mild.'),
-        ]
+        answer = f'Here is what I found about "{text.strip()}": it looks sunny and mild.'
+        return [Say(answer), Grounding(query=text, text=answer)]
     if _GREETING.search(text):
         return [Say("Hello! How can I help you today?")]
     if not text.strip():
@@ -137,28 +144,68 @@ def confirmation(name: str, args: dict[str, Any], response: Any) -> str:
     return f"The {name} result is {summary}."
 
 
-def default_grounding(query: str) -> dict[str, Any]:
-    """Return a plausible groundingMetadata for a search about ``query``."""
+def default_grounding(query: str, text: str = "") -> dict[str, Any]:
+    """Return a plausible groundingMetadata for a search about ``query`` answered by ``text``.
+
+    The shape of the Gemini API's Google Search grounding: a search entry point (the HTML chip
+    the terms require showing), web chunks (a redirect ``uri`` and the source's domain as
+    ``title``), supports tying answer segments to chunks, and the queries run.
+    """
     q = query.strip() or "search"
-    return {
+    link = "https://www.google.com/search?q=" + q.replace(" ", "+")
+    meta: dict[str, Any] = {
         "searchEntryPoint": {
-            "renderedContent": f'<div class="container"><a href="https://www.google.com/search">'
-            f"{q}</a></div>"
+            "renderedContent": "<style>.container { display: flex; }</style>"
+            f'<div class="container"><a class="chip" href="{link}">{q}</a></div>'
         },
         "groundingChunks": [
-            {"web": {"uri": "https://example.com/result", "title": "example.com"}},
+            {
+                "web": {
+                    "uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AbF9wXE1",
+                    "title": "weather.example.com",
+                }
+            },
+            {
+                "web": {
+                    "uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AbF9wXE2",
+                    "title": "news.example.org",
+                }
+            },
         ],
         "webSearchQueries": [q],
     }
+    if text:
+        meta["groundingSupports"] = [
+            {
+                "segment": {"startIndex": 0, "endIndex": len(text.encode()), "text": text},
+                "groundingChunkIndices": [0, 1],
+            }
+        ]
+    return meta
+
+
+def executable_code(name: str, args: dict[str, Any]) -> str:
+    """The code the model shows for a function call (as in the recorded transcripts)."""
+    params = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return f"print(default_api.{name}({params}))"
+
+
+def url_context(urls: tuple[str, ...], status: str) -> dict[str, Any]:
+    """Return a urlContextMetadata for ``urls``, all with retrieval ``status``."""
+    return {"urlMetadata": [{"retrievedUrl": u, "urlRetrievalStatus": status} for u in urls]}
 
 
 __all__ = [
+    "FILLER",
+    "SYSTEM_ERROR",
     "WORKING_ON_IT",
     "SayResult",
     "confirmation",
     "declared_params",
     "default_grounding",
+    "executable_code",
     "find_function",
     "plan_reply",
     "previous_user_text",
+    "url_context",
 ]

@@ -1,4 +1,7 @@
-"""The emulator's aiohttp server: websocket endpoints, auth, ephemeral tokens, resumption state."""
+"""The emulator's aiohttp server: websocket endpoints, auth, ephemeral tokens, resumption state.
+
+It implements ``hub.Hub`` for the connections it serves (``session.Session``).
+"""
 
 from __future__ import annotations
 
@@ -202,7 +205,7 @@ class LiveEmulator:
 
     # ------------------------------------------------------------------ session hooks
 
-    def claim_faults(self, session: Session) -> list[Fault]:
+    def claim_faults(self) -> list[Fault]:
         """Hand the pending and persistent faults to a new connection."""
         faults = [*self._pending_faults, *self._persistent_faults]
         self._pending_faults.clear()
@@ -217,6 +220,10 @@ class LiveEmulator:
     def next_transcript(self) -> str:
         """The transcript of the next audio utterance (queued, else the configured default)."""
         return self._transcripts.popleft() if self._transcripts else self.config.default_transcript
+
+    def peek_transcript(self) -> str:
+        """The transcript the next audio utterance will have, without consuming it."""
+        return self._transcripts[0] if self._transcripts else self.config.default_transcript
 
     def scenario_peek(self) -> ScenarioTurn | None:
         """The next unconsumed scenario turn, if any."""

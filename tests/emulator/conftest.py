@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable, Iterator
 import json
 from typing import Any
 
-from google.genai import types
+from google.genai import _live_converters, types
 import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -19,6 +20,8 @@ API_KEY = "test-key"
 MODEL_38 = "gemini-3.8-live"
 MODEL_31 = "gemini-3.1-flash-live-preview"
 MODEL_25 = "gemini-2.5-flash-native-audio-preview-12-2025"
+MODEL_38X = "gemini-3.8-live-extended-thinking"
+MODEL_RECORDED = "gemini-live-2.5-flash-preview"  # the model of the recorded transcripts
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +42,15 @@ def _sockets(socket_enabled: None) -> None:
 ENUM_VALUES: dict[str, frozenset[str]] = {
     "modality": frozenset(m.value for m in types.MediaModality),
     "turnCompleteReason": frozenset(r.value for r in types.TurnCompleteReason),
-    "voiceActivityType": frozenset(v.value for v in types.VoiceActivityType),
+    "voice_activity_type": frozenset(v.value for v in types.VoiceActivityType),
+    "interactionStatus": frozenset(v.value for v in types.InteractionStatus),
+    "vadSignalType": frozenset(v.value for v in types.VadSignalType),
+    "urlRetrievalStatus": frozenset(v.value for v in types.UrlRetrievalStatus),
+    "outcome": frozenset(v.value for v in types.Outcome),
+    "language": frozenset(v.value for v in types.Language),
 }
+# What the SDK's Gemini API converter reads of a voiceActivity message (wire "type").
+VOICE_ACTIVITY_WIRE_KEYS = frozenset({"type", "audioOffset"})
 
 
 def check_enums(node: Any) -> None:
@@ -55,10 +65,24 @@ def check_enums(node: Any) -> None:
             check_enums(item)
 
 
+def sdk_view(frame: dict[str, Any]) -> dict[str, Any]:
+    """The frame as google-genai's receive() sees it (its Gemini API converter applied).
+
+    The converter copies the keys it knows and silently drops the rest, so nothing may be
+    dropped: every top-level key must survive, and voiceActivity may hold only what it reads.
+    """
+    converted: dict[str, Any] = _live_converters._LiveServerMessage_from_mldev(frame)
+    assert len(converted) == len(frame), f"the SDK would drop part of {frame}"
+    if "voiceActivity" in frame:
+        assert set(frame["voiceActivity"]) <= VOICE_ACTIVITY_WIRE_KEYS, frame
+    return converted
+
+
 def assert_conformant(frame: dict[str, Any]) -> None:
     """The frame validates as a LiveServerMessage (extra fields forbidden) with valid enums."""
-    types.LiveServerMessage.model_validate(frame)
-    check_enums(frame)
+    converted = sdk_view(frame)
+    types.LiveServerMessage.model_validate(converted)
+    check_enums(converted)
 
 
 @pytest.fixture
@@ -132,8 +156,14 @@ async def setup_session(
     """Connect, send setup, and check setupComplete."""
     ws = await open_raw(emulator, **kwargs)
     await send(ws, {"setup": setup})
-    assert await recv(ws) == {"setupComplete": {}}
+    assert_setup_complete(await recv(ws))
     return ws
+
+
+def assert_setup_complete(msg: dict[str, Any]) -> None:
+    """The message is a setupComplete (with a sessionId on the models that send one)."""
+    assert list(msg) == ["setupComplete"], msg
+    assert set(msg["setupComplete"]) <= {"sessionId"}
 
 
 async def recv_until(
@@ -188,11 +218,14 @@ async def send_audio(ws: ClientConnection, pcm: bytes, *, chunk_ms: int = 100) -
         await send(ws, audio_msg(pcm[i : i + step]))
 
 
-async def until_closed(ws: ClientConnection) -> tuple[list[dict[str, Any]], ConnectionClosed]:
+async def until_closed(
+    ws: ClientConnection, within: float = 20.0
+) -> tuple[list[dict[str, Any]], ConnectionClosed]:
     """Receive until the connection closes; return the messages and the closing exception."""
     msgs: list[dict[str, Any]] = []
-    while True:
-        try:
-            msgs.append(await recv(ws))
-        except ConnectionClosed as err:
-            return msgs, err
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                msgs.append(await recv(ws))
+            except ConnectionClosed as err:
+                return msgs, err

@@ -21,6 +21,8 @@ from .conftest import (
     API_KEY,
     MODEL_25,
     MODEL_38,
+    MODEL_RECORDED,
+    assert_setup_complete,
     audio_msg,
     open_raw,
     recv,
@@ -84,7 +86,7 @@ def recorded_server_frames() -> list[dict[str, Any]]:
 
 async def test_frames_are_pretty_binary_json_like_the_recordings(emu: LiveEmulator) -> None:
     ws = await open_raw(emu)
-    await send(ws, {"setup": {"model": f"models/{MODEL_25}"}})
+    await send(ws, {"setup": {"model": f"models/{MODEL_RECORDED}"}})
     raw = await ws.recv()
     assert isinstance(raw, bytes)
     assert raw == b'{\n  "setupComplete": {}\n}\n'
@@ -120,7 +122,7 @@ async def test_versions_and_double_slash_and_query_key(emu: LiveEmulator, versio
     assert "//ws/" in url
     async with connect(url) as ws:
         await send(ws, {"setup": {"model": f"models/{MODEL_38}"}})
-        assert await recv(ws) == {"setupComplete": {}}
+        assert_setup_complete(await recv(ws))
     assert emu.connections[0].api_version == version
 
 
@@ -225,7 +227,7 @@ async def test_setup_rejections(emu: LiveEmulator, setup: dict[str, Any], reason
 
 @pytest.mark.parametrize("version", ["v1beta", "v1alpha"])
 async def test_unknown_and_retired_models(emu: LiveEmulator, version: str) -> None:
-    for model in ("gemini-9-ultra", "gemini-live-2.5-flash-preview"):
+    for model in ("gemini-9-ultra", "gemini-2.0-flash-live-001"):
         ws = await open_raw(emu, version=version)
         await send(ws, {"setup": {"model": f"models/{model}"}})
         assert await expect_close(ws) == (
@@ -250,7 +252,7 @@ async def test_first_message_must_be_setup(emu: LiveEmulator) -> None:
         {"clientContent": {"turnComplete": True}, "toolResponse": {"functionResponses": []}},
         {"somethingElse": {}},
         {"realtimeInput": {"activityStart": {}}},
-        {"toolResponse": {"functionResponses": [{"name": "x", "response": {}}]}},
+        {"toolResponse": {"functionResponses": [{"id": 5, "name": "x", "response": {}}]}},
     ],
 )
 async def test_bad_client_messages_close_1007(emu: LiveEmulator, msg: dict[str, Any]) -> None:
@@ -421,7 +423,31 @@ async def test_pacing_real_time(make_emulator: Callable[..., LiveEmulator]) -> N
 # ---------------------------------------------------------------- resumption and lifetime
 
 
-async def test_resumption_transparent_and_bad_handle(emu: LiveEmulator) -> None:
+async def test_vertex_only_setup_fields_are_unknown_names(emu: LiveEmulator) -> None:
+    """The Gemini API's parser does not know Vertex AI's explicitVadSignal / transparent."""
+    cases = [
+        ({"explicitVadSignal": True}, "explicitVadSignal", "setup"),
+        ({"explicit_vad_signal": True}, "explicit_vad_signal", "setup"),
+        ({"sessionResumption": {"transparent": True}}, "transparent", "setup.session_resumption"),
+    ]
+    for extra, name, where in cases:
+        ws = await open_raw(emu)
+        await send(ws, {"setup": {"model": f"models/{MODEL_38}", **extra}})
+        assert await expect_close(ws) == (
+            1007,
+            f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': "
+            "Cannot find field.",
+        )
+
+
+async def test_resumption_transparent_and_bad_handle(
+    make_emulator: Callable[..., LiveEmulator],
+) -> None:
+    async with make_emulator(vertex_only_fields=True) as emu:
+        await _resumption_transparent_and_bad_handle(emu)
+
+
+async def _resumption_transparent_and_bad_handle(emu: LiveEmulator) -> None:
     ws = await setup_session(
         emu, {"model": f"models/{MODEL_38}", "sessionResumption": {"transparent": True}}
     )
@@ -598,7 +624,22 @@ async def test_scenario_steps(make_emulator: Callable[..., LiveEmulator], tmp_pa
             "waitingForInput": True,
         }
         await send(ws, text_turn("five minutes"))
-        call_msg = await recv(ws)
+        # The model shows its call as code first, then calls (as in the recordings).
+        code_msg, call_msg = await recv_until(ws, lambda m: "toolCall" in m)
+        assert code_msg == {
+            "serverContent": {
+                "modelTurn": {
+                    "parts": [
+                        {
+                            "executableCode": {
+                                "language": "PYTHON",
+                                "code": "print(default_api.HassStartTimer(minutes=5))",
+                            }
+                        }
+                    ]
+                }
+            }
+        }
         call = call_msg["toolCall"]["functionCalls"][0]
         assert call["name"] == "HassStartTimer"
         assert call["args"] == {"minutes": 5}
@@ -762,7 +803,7 @@ async def test_record_contents(emu: LiveEmulator) -> None:
     rec = emu.connections[0]
     await rec.wait_closed()
     assert rec.received == [text_turn("Hello")]
-    assert rec.sent[0] == {"setupComplete": {}}
+    assert rec.sent[0] == {"setupComplete": {"sessionId": rec.session_id}}
     assert rec.close_code == 1000
     assert rec.closed_by == "client"
 
@@ -782,3 +823,22 @@ async def test_recv_until_helper_sanity(emu: LiveEmulator) -> None:
     msgs = await recv_until(ws, lambda m: "generationComplete" in m.get("serverContent", {}))
     assert any("outputTranscription" in m.get("serverContent", {}) for m in msgs)
     await ws.close()
+
+
+def test_session_does_not_import_the_server() -> None:
+    """server.py serves sessions; session.py knows the emulator only through hub.Hub."""
+    import ast
+
+    package = Path(__file__).parents[2] / "live_emulator"
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((package / f"{module}.py").read_text())
+        return {
+            node.module or ""
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+        }
+
+    assert "server" not in imported("session")
+    assert "server" not in imported("hub")
+    assert "session" in imported("server")

@@ -13,7 +13,7 @@ import pytest
 
 from live_emulator import Fault, LiveEmulator
 
-from .conftest import API_KEY, MODEL_25, MODEL_38, silence, tone
+from .conftest import API_KEY, MODEL_25, MODEL_31, MODEL_38, MODEL_38X, silence, tone
 
 TURN_ON = types.FunctionDeclaration(
     name="HassTurnOn",
@@ -418,3 +418,62 @@ async def test_bad_api_key_token_creation(emu: LiveEmulator) -> None:
         await admin.aio.auth_tokens.create(config=types.CreateAuthTokenConfig(uses=1))
     assert err.value.code == 400
     assert err.value.status == "INVALID_ARGUMENT"
+
+
+async def test_extended_thinking_receive_runs_until_idle(emu: LiveEmulator) -> None:
+    """The SDK's receive() ends at interactionStatus IDLE, not at the filler's turnComplete."""
+    client = client_for(emu)
+    cfg = config(
+        tools=[types.Tool(function_declarations=[TURN_ON])],
+        thinking_config=types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW),
+    )
+    async with client.aio.live.connect(model=MODEL_38X, config=cfg) as session:
+        assert session.session_id == emu.connections[0].session_id
+        await session.send_client_content(
+            turns=types.Content(role="user", parts=[types.Part(text="turn on the kitchen light")])
+        )
+        msgs: list[types.LiveServerMessage] = []
+        statuses: list[types.InteractionStatus | None] = []
+        async for msg in session.receive():
+            msgs.append(msg)
+            content = msg.server_content
+            if content and content.turn_complete:
+                statuses.append(content.interaction_status)
+                if content.interaction_status == types.InteractionStatus.IN_PROGRESS:
+                    # The slow tool finishes only after the filler turn ended.
+                    call = next(m.tool_call for m in msgs if m.tool_call)
+                    fc = (call.function_calls or [])[0]
+                    await session.send_tool_response(
+                        function_responses=[
+                            types.FunctionResponse(id=fc.id, name=fc.name, response={"ok": True})
+                        ]
+                    )
+    assert statuses == [types.InteractionStatus.IN_PROGRESS, types.InteractionStatus.IDLE]
+    split = next(
+        i for i, m in enumerate(msgs) if m.server_content and m.server_content.turn_complete
+    )
+    assert transcript(msgs[:split]) == "One moment, checking..."
+    assert transcript(msgs[split:]) == "Done, the kitchen light is now on."
+    parts = [
+        p
+        for m in msgs
+        if m.server_content and m.server_content.model_turn
+        for p in m.server_content.model_turn.parts or []
+    ]
+    assert parts[0].executable_code is not None
+    assert parts[0].executable_code.code == "print(default_api.HassTurnOn(name='kitchen light'))"
+
+
+async def test_sdk_reads_voice_activity(emu: LiveEmulator) -> None:
+    client = client_for(emu)
+    async with client.aio.live.connect(model=MODEL_31, config=config()) as session:
+        pcm = silence(200) + tone(300) + silence(700)
+        await session.send_realtime_input(
+            audio=types.Blob(data=pcm, mime_type="audio/pcm;rate=16000")
+        )
+        msgs = await collect_turn(session)
+    activity = [m.voice_activity for m in msgs if m.voice_activity]
+    assert [(a.voice_activity_type, a.audio_offset) for a in activity] == [
+        (types.VoiceActivityType.ACTIVITY_START, "0.200s"),
+        (types.VoiceActivityType.ACTIVITY_END, "1s"),
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -9,7 +11,9 @@ from live_emulator import LiveEmulator
 from live_emulator.vad import EnergyVad, VadSettings
 
 from .conftest import (
+    MODEL_31,
     MODEL_38,
+    MODEL_38X,
     recv,
     recv_turn,
     send,
@@ -92,7 +96,14 @@ async def test_utterance_end_triggers_reply(emu: LiveEmulator) -> None:
     # Short pause: no utterance end yet; then a long one ends it.
     await send_audio(ws, tone(300) + silence(200) + tone(200) + silence(400))
     msgs = await recv_turn(ws)
-    assert msgs[:2] == [
+    # gemini-3.8-live: growing interim hypotheses while the user speaks, then the final pieces.
+    interim = [
+        m["serverContent"]["interimInputTranscription"]["text"]
+        for m in msgs
+        if "interimInputTranscription" in m.get("serverContent", {})
+    ]
+    assert interim == ["turn", "turn off", "turn off the", "turn off the radio"]
+    assert msgs[len(interim) : len(interim) + 2] == [
         {"serverContent": {"inputTranscription": {"text": "turn off"}}},
         {"serverContent": {"inputTranscription": {"text": " the radio", "finished": True}}},
     ]
@@ -125,7 +136,10 @@ async def test_manual_activity_signals(emu: LiveEmulator) -> None:
     await send_audio(ws, silence(200))
     await send(ws, {"realtimeInput": {"activityEnd": {}}})
     msgs = await recv_turn(ws)
-    assert msgs[0] == {"serverContent": {"inputTranscription": {"text": "first", "finished": True}}}
+    final = [m for m in msgs if "inputTranscription" in m.get("serverContent", {})]
+    assert final == [{"serverContent": {"inputTranscription": {"text": "first", "finished": True}}}]
+    assert msgs[0] == {"serverContent": {"interimInputTranscription": {"text": "first"}}}
+    assert msgs[1] == final[0]
     # audioStreamEnd needs automatic VAD.
     await send(ws, {"realtimeInput": {"audioStreamEnd": True}})
     with pytest.raises(ConnectionClosed) as err:
@@ -134,15 +148,31 @@ async def test_manual_activity_signals(emu: LiveEmulator) -> None:
     assert err.value.rcvd.code == 1007
 
 
-async def test_explicit_vad_signal_and_no_interruption(emu: LiveEmulator) -> None:
-    setup = {
-        "model": f"models/{MODEL_38}",
-        "explicitVadSignal": True,
-        "realtimeInputConfig": {"activityHandling": "NO_INTERRUPTION"},
-    }
-    ws = await setup_session(emu, setup)
-    await send_audio(ws, tone(200) + silence(600))
-    msgs = await recv_turn(ws)
-    assert msgs[0] == {"voiceActivity": {"voiceActivityType": "ACTIVITY_START"}}
-    assert msgs[1] == {"voiceActivity": {"voiceActivityType": "ACTIVITY_END"}}
-    await ws.close()
+async def test_voice_activity_per_model_and_no_interruption(
+    make_emulator: Callable[..., LiveEmulator],
+) -> None:
+    """3.1 sends voiceActivity (type, audioOffset) from its VAD; the 3.8 models send none."""
+    async with make_emulator() as emu:
+        setup = {"realtimeInputConfig": {"activityHandling": "NO_INTERRUPTION"}}
+        ws = await setup_session(emu, {"model": f"models/{MODEL_31}", **setup})
+        await send_audio(ws, silence(100) + tone(200) + silence(600))
+        msgs = await recv_turn(ws)
+        assert msgs[0] == {"voiceActivity": {"type": "ACTIVITY_START", "audioOffset": "0.100s"}}
+        assert msgs[1] == {"voiceActivity": {"type": "ACTIVITY_END", "audioOffset": "0.800s"}}
+        await ws.close()
+        for model in (MODEL_38, MODEL_38X):
+            ws = await setup_session(emu, {"model": f"models/{model}", **setup})
+            await send_audio(ws, tone(200) + silence(600))
+            msgs = await recv_turn(ws)
+            assert not any("voiceActivity" in m for m in msgs)
+            await ws.close()
+    # explicitVadSignal only where Vertex AI's fields are accepted.
+    async with make_emulator(vertex_only_fields=True) as emu:
+        ws = await setup_session(emu, {"model": f"models/{MODEL_38}", "explicitVadSignal": True})
+        await send_audio(ws, tone(200) + silence(600))
+        msgs = await recv_turn(ws)
+        assert [m["voiceActivity"]["type"] for m in msgs if "voiceActivity" in m] == [
+            "ACTIVITY_START",
+            "ACTIVITY_END",
+        ]
+        await ws.close()
