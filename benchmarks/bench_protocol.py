@@ -12,9 +12,6 @@ the 30 s replay bound (each send drops at most one old message).
 
 from __future__ import annotations
 
-# First: HA 2026.11 aliases httpx to httpx2 on import, which fails once google.genai imported httpx.
-import homeassistant  # noqa: F401  # isort: skip
-
 import asyncio
 from collections.abc import Awaitable, Callable
 import json

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from google.genai import types
+from google.genai import _live_converters, types
 
 
 class EmuSetup(types.LiveClientSetup):
@@ -44,7 +44,15 @@ def validate_client(frame: dict[str, Any]) -> EmuClientMessage:
 
 
 def validate_server(frame: dict[str, Any]) -> types.LiveServerMessage:
-    """Validate one server frame strictly."""
-    msg = types.LiveServerMessage.model_validate(frame)
+    """Validate one server frame as the SDK's ``receive()`` reads it, strictly.
+
+    The SDK first converts the wire shape (``_LiveServerMessage_from_mldev``): a key it would
+    drop there fails here, and so does an unknown field after it.
+    """
+    converted = _live_converters._LiveServerMessage_from_mldev(frame)
+    assert len(converted) == len(frame), f"the SDK would drop part of {sorted(frame)}"
+    if "voiceActivity" in frame:
+        assert set(frame["voiceActivity"]) <= {"type", "audioOffset"}
+    msg = types.LiveServerMessage.model_validate(converted)
     _check_enums(msg)
     return msg

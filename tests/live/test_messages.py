@@ -329,7 +329,7 @@ def test_int64_strings_and_all_server_messages() -> None:
         ),
         ({"sessionResumptionUpdate": {}}, [m.ResumptionUpdate(None, False)]),
         (
-            {"voiceActivity": {"voiceActivityType": "ACTIVITY_START"}},
+            {"voiceActivity": {"type": "ACTIVITY_START", "audioOffset": "1.230s"}},
             [m.VoiceActivity("ACTIVITY_START")],
         ),
         ({}, []),

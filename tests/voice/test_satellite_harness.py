@@ -123,9 +123,9 @@ async def test_fast_runs_back_to_back(
 ) -> None:
     """Mic audio as fast as possible; two runs in a row on one connection."""
     fake_engines.stt.transcripts.extend(["what's the time", "turn on the kitchen light"])
-    first = await satellite.run_pipeline(speech("whats_the_time"), realtime=False, run_timeout=10)
+    first = await satellite.run_pipeline(speech("whats_the_time"), realtime=False, run_timeout=30)
     second = await satellite.run_pipeline(
-        speech("turn_on_kitchen_light"), realtime=False, run_timeout=10
+        speech("turn_on_kitchen_light"), realtime=False, run_timeout=30
     )
 
     assert_complete_reply(first)
@@ -174,12 +174,12 @@ async def test_barge_in_second_run_during_reply(
     fake_engines.stt.transcripts.extend(["turn on the kitchen light", "what's the time"])
     held = fake_engines.tts.hold()  # hold every reply after its first half
     first = await satellite.start_run(
-        speech("turn_on_kitchen_light"), realtime=False, run_timeout=10
+        speech("turn_on_kitchen_light"), realtime=False, run_timeout=30
     )
     await first.wait_first_audio(within=10)
     assert not first.done
 
-    second = await satellite.start_run(speech("whats_the_time"), realtime=False, run_timeout=10)
+    second = await satellite.start_run(speech("whats_the_time"), realtime=False, run_timeout=30)
     assert await second.wait_transcript(within=10) == "what's the time"
     assert first.result.audio_stop_at is None  # still mid-reply
     held.set()
@@ -204,7 +204,7 @@ async def test_disconnect_mid_reply(
     """Dropping the connection mid-reply ends the run at once; a reloaded entry works again."""
     held = fake_engines.tts.hold()
     handle = await satellite.start_run(
-        speech("turn_on_kitchen_light"), realtime=False, run_timeout=10
+        speech("turn_on_kitchen_light"), realtime=False, run_timeout=30
     )
     await handle.wait_first_audio(within=10)
 
@@ -232,5 +232,5 @@ async def test_disconnect_mid_reply(
     await satellite.wait_connected(within=10)
     assert satellite.satellite_connection_count == 2
     fake_engines.stt.transcripts.append("what's the time")
-    again = await satellite.run_pipeline(speech("whats_the_time"), realtime=False, run_timeout=10)
+    again = await satellite.run_pipeline(speech("whats_the_time"), realtime=False, run_timeout=30)
     assert_complete_reply(again)
