@@ -46,6 +46,24 @@ CONF_SUCCESS_SCHEDULING: Final = "success_scheduling"
 CONF_FAILURE_SCHEDULING: Final = "failure_scheduling"
 CONF_TOOL_TIMEOUT: Final = "tool_timeout"
 CONF_ANNOUNCE_TARGET: Final = "announce_target"
+CONF_VOCABULARY: Final = "vocabulary"  # extra phrases for the input transcription
+CONF_SMART_TRANSCRIPTION: Final = "smart_transcription"
+CONF_PROACTIVE_VIDEO: Final = "proactive_video"
+CONF_CURRENCY: Final = "currency"
+CONF_PRICE_INPUT_TEXT: Final = "price_input_text"
+CONF_PRICE_INPUT_AUDIO: Final = "price_input_audio"
+CONF_PRICE_OUTPUT_TEXT: Final = "price_output_text"
+CONF_PRICE_OUTPUT_AUDIO: Final = "price_output_audio"
+
+# Prices per million tokens for the estimated-cost sensor (the Live API's published prices for
+# its native-audio models when written; users adjust them to their plan and currency).
+DEFAULT_CURRENCY: Final = "USD"
+DEFAULT_PRICES: Final[dict[str, float]] = {
+    CONF_PRICE_INPUT_TEXT: 0.50,
+    CONF_PRICE_INPUT_AUDIO: 3.00,
+    CONF_PRICE_OUTPUT_TEXT: 2.00,
+    CONF_PRICE_OUTPUT_AUDIO: 12.00,
+}
 
 VAD_AUTO: Final = "auto"
 VAD_MANUAL: Final = "manual"

@@ -23,13 +23,16 @@ from .const import (
     CONF_MEDIA_RESOLUTION,
     CONF_PREFIX_PADDING_MS,
     CONF_PROACTIVE_AUDIO,
+    CONF_PROACTIVE_VIDEO,
     CONF_RESPONSE_MODALITY,
     CONF_SILENCE_DURATION_MS,
+    CONF_SMART_TRANSCRIPTION,
     CONF_START_SENSITIVITY,
     CONF_TEMPERATURE,
     CONF_THINKING_BUDGET,
     CONF_THINKING_LEVEL,
     CONF_VAD_MODE,
+    CONF_VOCABULARY,
     CONF_VOICE,
     DEFAULT_COMPRESSION_TARGET,
     DEFAULT_COMPRESSION_TRIGGER,
@@ -68,6 +71,8 @@ COMMON_OPTIONS = frozenset(
         CONF_COMPRESSION_TRIGGER,
         CONF_COMPRESSION_TARGET,
         CONF_GOOGLE_SEARCH,
+        CONF_VOCABULARY,
+        CONF_SMART_TRANSCRIPTION,
     }
 )
 
@@ -85,6 +90,8 @@ def offered_options(caps: ModelCapabilities) -> frozenset[str]:
         offered.add(CONF_AFFECTIVE_DIALOG)
     if caps.proactive in (Support.YES, Support.V1ALPHA):
         offered.add(CONF_PROACTIVE_AUDIO)
+    if caps.proactive is not Support.NO:
+        offered.add(CONF_PROACTIVE_VIDEO)
     return frozenset(offered)
 
 
@@ -96,11 +103,13 @@ def build_setup_config(
     functions: Sequence[FunctionDeclaration] = (),
     text_only: bool = False,
     resumption_handle: str | None = None,
+    vocabulary: Sequence[str] = (),
 ) -> SetupConfig:
     """Translate stored agent options into a SetupConfig for ``model``.
 
     ``text_only`` asks for a reply the chat can show: TEXT where the model has it, otherwise
-    AUDIO with output transcription (the audio is dropped by the caller).
+    AUDIO with output transcription (the audio is dropped by the caller). ``vocabulary``
+    biases the input transcription (the home's names, see runtime/vocabulary.py).
     """
     caps = get_model(model)
     offered = offered_options(caps)
@@ -135,6 +144,8 @@ def build_setup_config(
             target_tokens=_int(opt(CONF_COMPRESSION_TARGET)) or DEFAULT_COMPRESSION_TARGET,
         )
     temperature = opt(CONF_TEMPERATURE)
+    # Proactive video needs proactive audio on (always on for some models).
+    proactive_ok = caps.proactive is Support.ALWAYS or bool(opt(CONF_PROACTIVE_AUDIO))
     return SetupConfig(
         model=caps.id,
         response_modality=modality,
@@ -145,12 +156,15 @@ def build_setup_config(
         thinking=thinking,
         affective_dialog=True if opt(CONF_AFFECTIVE_DIALOG) else None,
         proactive_audio=True if opt(CONF_PROACTIVE_AUDIO) else None,
+        proactive_video=True if opt(CONF_PROACTIVE_VIDEO) and proactive_ok else None,
         system_instruction=system_instruction,
         functions=tuple(functions),
         google_search=bool(opt(CONF_GOOGLE_SEARCH)),
         vad=vad if vad != VadConfig() else None,
         activity_handling=_enum(ActivityHandling, opt(CONF_ACTIVITY_HANDLING)),
         input_transcription=True,
+        transcription_vocabulary=tuple(vocabulary),
+        smart_transcription=bool(opt(CONF_SMART_TRANSCRIPTION)),
         output_transcription=modality is Modality.AUDIO,
         compression=compression,
         session_resumption=True,

@@ -186,9 +186,10 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
                         changed.cancel()
                         answering.cancel()
                     run.transcript_changed.clear()
-                    if PartialSpeechResult is not None and run.text and run.text != reported:
-                        reported = run.text
-                        yield PartialSpeechResult(run.text)
+                    heard = run.heard_so_far
+                    if PartialSpeechResult is not None and heard and heard != reported:
+                        reported = heard
+                        yield PartialSpeechResult(heard)
             if not run.transcribed.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(TRANSCRIPT_GRACE_S):

@@ -167,6 +167,7 @@ def test_models_table_has_design_models() -> None:
     """The capability table covers the documented models."""
     assert set(MODELS) == {
         "gemini-3.8-live",
+        "gemini-3.8-live-extended-thinking",
         "gemini-3.1-flash-live-preview",
         "gemini-2.5-flash-native-audio-preview-12-2025",
         "gemini-2.5-flash-native-audio-preview-09-2025",
@@ -300,7 +301,7 @@ def test_int64_strings_and_all_server_messages() -> None:
         m.TextOut("Hi"),
         m.InputTranscription("hello", finished=True),
         m.OutputTranscription(" could"),
-        m.Grounding({"webSearchQueries": ["q"]}),
+        m.Grounding((), ("q",), {"webSearchQueries": ["q"]}),
         m.GenerationComplete(),
         m.TurnComplete("NEED_MORE_INPUT", waiting_for_input=True),
         m.Usage(prompt_tokens=515, response_tokens=38, total_tokens=553, thoughts_tokens=7),
@@ -369,3 +370,136 @@ def test_malformed_frames_raise_protocol_error(frame: bytes) -> None:
     """Malformed server frames raise a clear ProtocolError (never another exception)."""
     with pytest.raises(m.ProtocolError):
         m.parse_server_message(frame)
+
+
+def test_current_live_api_fields() -> None:
+    """Issue 13: the fields today's server sends are parsed, not dropped."""
+    grounding = {
+        "searchEntryPoint": {"renderedContent": "<div></div>"},
+        "groundingChunks": [
+            {"web": {"uri": "https://vertexaisearch.example/r/1", "title": "weather.example.com"}},
+            {"web": {"uri": "https://vertexaisearch.example/r/2", "title": "news.example.org"}},
+        ],
+        "webSearchQueries": ["weather tomorrow"],
+    }
+    frame = {
+        "serverContent": {
+            "modelTurn": {
+                "parts": [
+                    {"executableCode": {"language": "PYTHON", "code": "print(1)"}},
+                    {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}},
+                ]
+            },
+            "interimInputTranscription": {"text": "turn off the"},
+            "groundingMetadata": grounding,
+            "urlContextMetadata": {
+                "urlMetadata": [
+                    {
+                        "retrievedUrl": "https://a.example",
+                        "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS",
+                    },
+                    {
+                        "retrievedUrl": "https://b.example",
+                        "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_ERROR",
+                    },
+                ]
+            },
+            "turnComplete": True,
+            "turnCompleteReason": "GENERATED_CONTENT_SAFETY",
+            "interactionStatus": "IN_PROGRESS",
+        },
+        "usageMetadata": {
+            "promptTokenCount": 600,
+            "responseTokenCount": 90,
+            "totalTokenCount": 690,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 500},
+                {"modality": "AUDIO", "tokenCount": 100},
+            ],
+            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": "90"}],
+        },
+    }
+    validate_server(frame)
+    events = m.parse_server_message(json.dumps(frame))
+    assert events == [
+        m.InterimTranscription("turn off the"),
+        m.Grounding(
+            (
+                m.Source("https://vertexaisearch.example/r/1", "weather.example.com"),
+                m.Source("https://vertexaisearch.example/r/2", "news.example.org"),
+            ),
+            ("weather tomorrow",),
+            grounding,
+        ),
+        m.Grounding(
+            (m.Source("https://a.example", "https://a.example"),),
+            (),
+            frame["serverContent"]["urlContextMetadata"],  # type: ignore[index]
+        ),
+        m.TurnComplete(
+            "GENERATED_CONTENT_SAFETY",
+            interaction_status=m.InteractionStatus.IN_PROGRESS,
+        ),
+        m.Usage(
+            prompt_tokens=600,
+            response_tokens=90,
+            total_tokens=690,
+            prompt_text=500,
+            prompt_audio=100,
+            response_audio=90,
+        ),
+    ]
+    turn_complete = events[3]
+    assert isinstance(turn_complete, m.TurnComplete)
+    assert turn_complete.abnormal
+    assert not m.TurnComplete("NEED_MORE_INPUT").abnormal
+
+
+def test_streamed_and_id_less_tool_calls() -> None:
+    """partialArgs / willContinue are kept; a call without id gets a local one, answered without."""
+    frame = {
+        "toolCall": {
+            "functionCalls": [
+                {
+                    "name": "HassTurnOn",
+                    "id": "c1",
+                    "partialArgs": [
+                        {"jsonPath": "$.name", "stringValue": "kitc", "willContinue": True}
+                    ],
+                    "willContinue": True,
+                },
+                {"name": "HassTurnOff", "args": {"name": "fan"}},
+            ]
+        }
+    }
+    (event,) = m.parse_server_message(json.dumps(frame))
+    assert isinstance(event, m.ToolCall)
+    streamed, id_less = event.calls
+    assert streamed.will_continue
+    assert streamed.partial == (
+        {"jsonPath": "$.name", "stringValue": "kitc", "willContinue": True},
+    )
+    assert id_less.id.startswith(m.LOCAL_CALL_ID)
+    wire = m.tool_response([m.FunctionResult(id_less.id, "HassTurnOff", {"ok": True})])
+    assert wire == {
+        "toolResponse": {"functionResponses": [{"name": "HassTurnOff", "response": {"ok": True}}]}
+    }
+
+
+def test_setup_transcription_and_proactivity() -> None:
+    """customVocabulary, SMART transcription and proactive video reach the setup."""
+    setup = m.build_setup(
+        m.SetupConfig(
+            model="gemini-3.8-live",
+            input_transcription=True,
+            transcription_vocabulary=("Ikea Strala", "Kitchen"),
+            smart_transcription=True,
+            proactive_video=True,
+        )
+    )["setup"]
+    assert setup["inputAudioTranscription"] == {
+        "customVocabulary": ["Ikea Strala", "Kitchen"],
+        "mode": "SMART",
+    }
+    assert setup["proactivity"] == {"proactiveVideo": True}
+    validate_client({"setup": setup})

@@ -18,6 +18,7 @@ from custom_components.gemini_live.live.models import (
 )
 
 NB = m.FunctionDeclaration("HassTurnOn", behavior=m.Behavior.NON_BLOCKING)
+BLOCKING = m.FunctionDeclaration("HassTurnOn", behavior=m.Behavior.BLOCKING)
 
 # model -> (option, setup change) pairs the model must refuse
 REFUSED: dict[str, list[tuple[str, dict[str, object]]]] = {
@@ -33,7 +34,17 @@ REFUSED: dict[str, list[tuple[str, dict[str, object]]]] = {
         ("enableAffectiveDialog", {"affective_dialog": True}),
         ("proactivity", {"proactive_audio": True}),
         ("thinkingBudget", {"thinking": m.ThinkingConfig(budget=512)}),
+        ("thinkingLevel", {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.XHIGH)}),
         ("behavior", {"functions": [NB]}),
+        ("proactivity.proactiveVideo", {"proactive_video": True}),
+    ],
+    "gemini-3.8-live-extended-thinking": [
+        ("responseModalities", {"response_modality": m.Modality.TEXT}),
+        ("enableAffectiveDialog", {"affective_dialog": True}),
+        ("thinkingBudget", {"thinking": m.ThinkingConfig(budget=512)}),
+        ("thinkingLevel", {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.MINIMAL)}),
+        ("thinkingLevel", {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.XHIGH)}),
+        ("behavior", {"functions": [BLOCKING]}),
     ],
     "gemini-2.5-flash-native-audio-preview-12-2025": [
         ("thinkingLevel", {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.HIGH)}),
@@ -43,7 +54,15 @@ REFUSED: dict[str, list[tuple[str, dict[str, object]]]] = {
     ],
 }
 ACCEPTED: dict[str, list[dict[str, object]]] = {
-    "gemini-3.8-live": [{"proactive_audio": True}, {"functions": [NB]}],
+    "gemini-3.8-live": [
+        {"proactive_audio": True},
+        {"functions": [NB]},
+        {"proactive_video": True},
+    ],
+    "gemini-3.8-live-extended-thinking": [
+        {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.HIGH)},
+        {"functions": [NB]},
+    ],
     "gemini-3.1-flash-live-preview": [
         {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.LOW)},
         {"thinking": m.ThinkingConfig(level=m.ThinkingLevel.LOW, include_thoughts=True)},

@@ -95,3 +95,11 @@ def error_from_close(code: int | None, reason: str) -> LiveError:
             return QuotaExceededError(detail, code=code, reason=reason)
         return ServerError(detail, code=code, reason=reason)
     return ConnectionLostError(detail, code=code, reason=reason)
+
+
+class TurnEndedError(LiveError):
+    """The model ended its turn abnormally (safety filter, malformed call...) saying nothing."""
+
+    def __init__(self, reason: str) -> None:
+        """Keep the server's turnCompleteReason."""
+        super().__init__(f"the model ended its turn: {reason}", reason=reason)

@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+import itertools
 import logging
 from typing import Any, Final
 
@@ -240,6 +241,7 @@ class SetupConfig:
     thinking: ThinkingConfig | None = None
     affective_dialog: bool | None = None
     proactive_audio: bool | None = None
+    proactive_video: bool | None = None
     system_instruction: str | None = None
     functions: Sequence[FunctionDeclaration] = ()
     google_search: bool = False
@@ -247,6 +249,8 @@ class SetupConfig:
     activity_handling: ActivityHandling | None = None
     turn_coverage: TurnCoverage | None = None
     input_transcription: bool = False
+    transcription_vocabulary: Sequence[str] = ()  # inputAudioTranscription.customVocabulary
+    smart_transcription: bool = False  # inputAudioTranscription.mode SMART (disfluencies removed)
     output_transcription: bool = False
     compression: CompressionConfig | None = None
     session_resumption: bool = True
@@ -301,7 +305,12 @@ def build_setup(cfg: SetupConfig) -> JsonObject:
     if ric:
         setup["realtimeInputConfig"] = ric
     if cfg.input_transcription:
-        setup["inputAudioTranscription"] = {}
+        transcription: JsonObject = {}
+        if cfg.transcription_vocabulary:
+            transcription["customVocabulary"] = list(cfg.transcription_vocabulary)
+        if cfg.smart_transcription:
+            transcription["mode"] = "SMART"
+        setup["inputAudioTranscription"] = transcription
     if cfg.output_transcription:
         setup["outputAudioTranscription"] = {}
     if cfg.compression is not None:
@@ -310,8 +319,13 @@ def build_setup(cfg: SetupConfig) -> JsonObject:
         setup["sessionResumption"] = (
             {"handle": cfg.resumption_handle} if cfg.resumption_handle else {}
         )
-    if cfg.proactive_audio is not None:
-        setup["proactivity"] = {"proactiveAudio": cfg.proactive_audio}
+    if cfg.proactive_audio is not None or cfg.proactive_video is not None:
+        proactivity: JsonObject = {}
+        if cfg.proactive_audio is not None:
+            proactivity["proactiveAudio"] = cfg.proactive_audio
+        if cfg.proactive_video is not None:
+            proactivity["proactiveVideo"] = cfg.proactive_video
+        setup["proactivity"] = proactivity
     return {"setup": setup}
 
 
@@ -382,8 +396,13 @@ class FunctionResult:
     scheduling: Scheduling | None = None
 
     def to_wire(self) -> JsonObject:
-        """Return the wire shape (scheduling sent as the proto field and inside response)."""
-        out: JsonObject = {"id": self.id, "name": self.name, "response": dict(self.response)}
+        """Return the wire shape (scheduling sent as the proto field and inside response).
+
+        A call the server sent without an id was given a local one: its response goes without.
+        """
+        out: JsonObject = {"name": self.name, "response": dict(self.response)}
+        if not self.id.startswith(LOCAL_CALL_ID):
+            out = {"id": self.id, **out}
         if self.scheduling is not None:
             out["scheduling"] = self.scheduling.value
             out["response"]["scheduling"] = self.scheduling.value
@@ -449,28 +468,61 @@ class GenerationComplete:
     """The model finished generating (playback may still be running)."""
 
 
+class InteractionStatus(StrEnum):
+    """Whether the model still works on the interaction (background reasoning models)."""
+
+    IN_PROGRESS = "IN_PROGRESS"  # it will speak again on its own (a tool is still running)
+    IDLE = "IDLE"  # the whole task is done
+
+
+NEED_MORE_INPUT: Final = "NEED_MORE_INPUT"
+NORMAL_TURN_ENDS: Final = frozenset({"TURN_COMPLETE_REASON_UNSPECIFIED", NEED_MORE_INPUT})
+
+
 @dataclass(frozen=True, slots=True)
 class TurnComplete:
     """The model's turn is over."""
 
     reason: str | None = None
     waiting_for_input: bool = False
+    interaction_status: InteractionStatus | None = None
+
+    @property
+    def abnormal(self) -> bool:
+        """Whether the turn ended for another reason than finishing (safety, bad call...)."""
+        return self.reason is not None and self.reason not in NORMAL_TURN_ENDS
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A web page the model's answer is grounded on (Google Search, URL context)."""
+
+    uri: str
+    title: str
 
 
 @dataclass(frozen=True, slots=True)
 class Grounding:
-    """Grounding metadata (Google Search)."""
+    """Grounding metadata (Google Search) or URL context: where the answer comes from."""
 
-    metadata: JsonObject
+    sources: tuple[Source, ...]
+    queries: tuple[str, ...] = ()
+    metadata: JsonObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class FunctionCall:
-    """One function call requested by the model."""
+    """One function call requested by the model.
+
+    ``will_continue``: the call is streamed and more of its arguments follow (``partial``
+    holds the ``partialArgs`` pieces); it must not run before the last piece.
+    """
 
     id: str
     name: str
     args: JsonObject
+    will_continue: bool = False
+    partial: tuple[JsonObject, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,7 +557,12 @@ class ResumptionUpdate:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage of the latest turn (counts are cumulative for the session on the server)."""
+    """Token usage of one turn (per turn, not cumulative).
+
+    ``prompt_tokens`` is the whole context the turn read (it grows turn after turn), the
+    response tokens are what the turn generated; the ``*_audio`` / ``*_text`` counts split them
+    by modality (audio and text tokens are priced differently).
+    """
 
     prompt_tokens: int = 0
     response_tokens: int = 0
@@ -513,6 +570,17 @@ class Usage:
     cached_tokens: int = 0
     thoughts_tokens: int = 0
     tool_use_prompt_tokens: int = 0
+    prompt_text: int = 0
+    prompt_audio: int = 0
+    response_text: int = 0
+    response_audio: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InterimTranscription:
+    """The whole hypothesis so far of what the user is saying (words may still change)."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +600,7 @@ type ServerEvent = (
     | GenerationComplete
     | TurnComplete
     | Grounding
+    | InterimTranscription
     | ToolCall
     | ToolCallCancellation
     | GoAway
@@ -591,6 +660,13 @@ def _rate_of(mime_type: str) -> int:
     return OUTPUT_AUDIO_RATE  # Vertex omits the rate: 24 kHz is implied
 
 
+# Parts we knowingly ignore: the model's own code for calling our functions (sent before every
+# toolCall) and its result; the call itself comes as a toolCall. Nothing to show or run.
+_IGNORED_PARTS: Final = frozenset(
+    {"thought", "thoughtSignature", "executableCode", "codeExecutionResult"}
+)
+
+
 def _parse_part(part: JsonObject, out: list[ServerEvent]) -> None:
     if (inline := part.get("inlineData")) is not None:
         mime = inline.get("mimeType", "")
@@ -602,7 +678,7 @@ def _parse_part(part: JsonObject, out: list[ServerEvent]) -> None:
         out.append(TextOut(text, bool(part.get("thought", False))))
     else:
         for key in part:
-            if key not in ("thought", "thoughtSignature"):
+            if key not in _IGNORED_PARTS:
                 _unknown(f"modelTurn.parts.{key}")
 
 
@@ -610,21 +686,54 @@ _CONTENT_KEYS: Final = frozenset(
     {
         "modelTurn",
         "inputTranscription",
+        "interimInputTranscription",
         "outputTranscription",
         "interrupted",
         "generationComplete",
         "turnComplete",
         "turnCompleteReason",
         "waitingForInput",
+        "interactionStatus",
         "groundingMetadata",
+        "urlContextMetadata",
     }
 )
+
+
+def _grounding(metadata: JsonObject) -> Grounding:
+    sources = []
+    for chunk in metadata.get("groundingChunks") or ():
+        web = chunk.get("web") or chunk.get("retrievedContext") or {}
+        if uri := web.get("uri"):
+            sources.append(Source(str(uri), str(web.get("title") or uri)))
+    queries = tuple(str(q) for q in metadata.get("webSearchQueries") or ())
+    return Grounding(tuple(sources), queries, metadata)
+
+
+def _url_context(metadata: JsonObject) -> Grounding:
+    sources = tuple(
+        Source(str(url["retrievedUrl"]), str(url["retrievedUrl"]))
+        for url in metadata.get("urlMetadata") or ()
+        if url.get("retrievedUrl")
+        and url.get("urlRetrievalStatus", "URL_RETRIEVAL_STATUS_SUCCESS")
+        == "URL_RETRIEVAL_STATUS_SUCCESS"
+    )
+    return Grounding(sources, (), metadata)
+
+
+def _interaction_status(value: Any) -> InteractionStatus | None:
+    try:
+        return InteractionStatus(value) if value else None
+    except ValueError:
+        return None  # INTERACTION_STATUS_UNSPECIFIED or a newer value
 
 
 def _parse_content(content: JsonObject, out: list[ServerEvent]) -> None:
     if (turn := content.get("modelTurn")) is not None:
         for part in turn.get("parts") or ():
             _parse_part(part, out)
+    if (tr := content.get("interimInputTranscription")) is not None and tr.get("text"):
+        out.append(InterimTranscription(tr["text"]))
     if (tr := content.get("inputTranscription")) is not None and (
         tr.get("text") or tr.get("finished")
     ):
@@ -634,20 +743,36 @@ def _parse_content(content: JsonObject, out: list[ServerEvent]) -> None:
     ):
         out.append(OutputTranscription(tr.get("text", ""), bool(tr.get("finished", False))))
     if (grounding := content.get("groundingMetadata")) is not None:
-        out.append(Grounding(grounding))
+        out.append(_grounding(grounding))
+    if (url_context := content.get("urlContextMetadata")) is not None:
+        out.append(_url_context(url_context))
     if content.get("interrupted"):
         out.append(Interrupted())
     if content.get("generationComplete"):
         out.append(GenerationComplete())
     if content.get("turnComplete"):
         out.append(
-            TurnComplete(content.get("turnCompleteReason"), bool(content.get("waitingForInput")))
+            TurnComplete(
+                content.get("turnCompleteReason"),
+                bool(content.get("waitingForInput")),
+                _interaction_status(content.get("interactionStatus")),
+            )
         )
     for key in content.keys() - _CONTENT_KEYS:
         _unknown(f"serverContent.{key}")
 
 
+def _by_modality(details: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in details or ():
+        modality = str(item.get("modality", ""))
+        out[modality] = out.get(modality, 0) + _int(item.get("tokenCount", 0))
+    return out
+
+
 def _parse_usage(usage: JsonObject) -> Usage:
+    prompt = _by_modality(usage.get("promptTokensDetails"))
+    response = _by_modality(usage.get("responseTokensDetails"))
     return Usage(
         prompt_tokens=_int(usage.get("promptTokenCount", 0)),
         response_tokens=_int(usage.get("responseTokenCount", 0)),
@@ -655,7 +780,27 @@ def _parse_usage(usage: JsonObject) -> Usage:
         cached_tokens=_int(usage.get("cachedContentTokenCount", 0)),
         thoughts_tokens=_int(usage.get("thoughtsTokenCount", 0)),
         tool_use_prompt_tokens=_int(usage.get("toolUsePromptTokenCount", 0)),
+        prompt_text=prompt.get("TEXT", 0),
+        prompt_audio=prompt.get("AUDIO", 0),
+        response_text=response.get("TEXT", 0),
+        response_audio=response.get("AUDIO", 0),
     )
+
+
+def _function_call(call: JsonObject) -> FunctionCall:
+    """A function call; one without an id (none is documented) gets a local one."""
+    call_id = call.get("id")
+    return FunctionCall(
+        str(call_id) if call_id else f"{LOCAL_CALL_ID}{next(_local_ids)}",
+        str(call["name"]),
+        dict(call.get("args") or {}),
+        bool(call.get("willContinue", False)),
+        tuple(call.get("partialArgs") or ()),
+    )
+
+
+LOCAL_CALL_ID: Final = "local-call-"
+_local_ids = itertools.count(1)
 
 
 def parse_server_message(frame: bytes | str) -> list[ServerEvent]:
@@ -683,16 +828,7 @@ def _parse_into(msg: JsonObject, out: list[ServerEvent]) -> None:
                 out.append(SetupComplete((value or {}).get("sessionId")))
             case "toolCall":
                 out.append(
-                    ToolCall(
-                        tuple(
-                            FunctionCall(
-                                str(call.get("id", "")),
-                                str(call["name"]),
-                                dict(call.get("args") or {}),
-                            )
-                            for call in value.get("functionCalls") or ()
-                        )
-                    )
+                    ToolCall(tuple(_function_call(c) for c in value.get("functionCalls") or ()))
                 )
             case "toolCallCancellation":
                 out.append(ToolCallCancellation(tuple(str(i) for i in value.get("ids") or ())))

@@ -1,16 +1,20 @@
 """Per-model capability table and the gate that keeps unsupported setup options off the wire.
 
-Facts as of the 2026-09 Live API docs (see docs/design.md "Models"). Sending an option a model does
-not accept makes the real server close the socket with 1007, so ``check_setup`` refuses it first.
+The table is data: one ``ModelCapabilities`` row per model (facts of the Live API docs as of
+2026-11). Sending an option a model does not accept makes the real server close the socket with
+1007, so ``check_setup`` refuses it first.
+
+When Google retires a model: add it to ``RETIRED`` (one line, with the date). It leaves the form;
+agents still on it get the "model not available" repair, which moves them to ``DEFAULT_MODEL``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
-from .messages import Behavior, Modality, SetupConfig
+from .messages import Behavior, Modality, SetupConfig, ThinkingLevel
 
 
 class Support(StrEnum):
@@ -52,6 +56,10 @@ class ModelCapabilities:
     proactive: Support
     thinking: Thinking
     context_window: int = 131_072
+    thinking_levels: frozenset[ThinkingLevel] = frozenset()  # accepted levels (Thinking.LEVEL)
+    blocking: bool = True  # BLOCKING declarations accepted (False: asynchronous calls only)
+    background_reasoning: bool = False  # works on after its turn; interactionStatus IN_PROGRESS
+    interim_transcription: bool = False  # interimInputTranscription while the user speaks
 
     @property
     def supports_text(self) -> bool:
@@ -59,49 +67,61 @@ class ModelCapabilities:
         return Modality.TEXT in self.modalities
 
 
-MODELS: Final[dict[str, ModelCapabilities]] = {
-    m.id: m
-    for m in (
-        ModelCapabilities(
-            "gemini-3.8-live",
-            Status.STABLE,
-            frozenset({Modality.AUDIO}),
-            non_blocking=True,
-            non_blocking_default=True,
-            affective=Support.NO,
-            proactive=Support.ALWAYS,
-            thinking=Thinking.NONE,
-        ),
-        ModelCapabilities(
-            "gemini-3.1-flash-live-preview",
-            Status.LEGACY,
-            frozenset({Modality.AUDIO}),
-            non_blocking=False,
-            non_blocking_default=False,
-            affective=Support.NO,
-            proactive=Support.NO,
-            thinking=Thinking.LEVEL,
-        ),
-        *(
-            ModelCapabilities(
-                model_id,
-                Status.PREVIEW,
-                frozenset({Modality.AUDIO, Modality.TEXT}),
-                non_blocking=True,
-                non_blocking_default=False,
-                affective=Support.V1ALPHA,
-                proactive=Support.V1ALPHA,
-                thinking=Thinking.BUDGET,
-            )
-            for model_id in (
-                "gemini-2.5-flash-native-audio-preview-12-2025",
-                "gemini-2.5-flash-native-audio-preview-09-2025",
-            )
-        ),
-    )
+_LEVELS: Final = frozenset(ThinkingLevel)
+_GEMINI_38: Final = ModelCapabilities(
+    "gemini-3.8-live",
+    Status.STABLE,
+    frozenset({Modality.AUDIO}),
+    non_blocking=True,
+    non_blocking_default=True,
+    affective=Support.NO,
+    proactive=Support.ALWAYS,
+    thinking=Thinking.NONE,
+    interim_transcription=True,
+)
+_NATIVE_AUDIO_25: Final = ModelCapabilities(
+    "gemini-2.5-flash-native-audio-preview-12-2025",
+    Status.PREVIEW,
+    frozenset({Modality.AUDIO, Modality.TEXT}),
+    non_blocking=True,
+    non_blocking_default=False,
+    affective=Support.V1ALPHA,
+    proactive=Support.V1ALPHA,
+    thinking=Thinking.BUDGET,
+)
+
+MODEL_TABLE: Final[tuple[ModelCapabilities, ...]] = (
+    _GEMINI_38,
+    replace(
+        _GEMINI_38,
+        id="gemini-3.8-live-extended-thinking",
+        thinking=Thinking.LEVEL,
+        thinking_levels=frozenset({ThinkingLevel.LOW, ThinkingLevel.MEDIUM, ThinkingLevel.HIGH}),
+        blocking=False,
+        background_reasoning=True,
+    ),
+    ModelCapabilities(
+        "gemini-3.1-flash-live-preview",
+        Status.LEGACY,
+        frozenset({Modality.AUDIO}),
+        non_blocking=False,
+        non_blocking_default=False,
+        affective=Support.NO,
+        proactive=Support.NO,
+        thinking=Thinking.LEVEL,
+        thinking_levels=_LEVELS - {ThinkingLevel.XHIGH},
+    ),
+    _NATIVE_AUDIO_25,
+    replace(_NATIVE_AUDIO_25, id="gemini-2.5-flash-native-audio-preview-09-2025"),
+)
+# Model -> when Google stopped serving it (one line per retirement; see the module docstring).
+RETIRED: Final[dict[str, str]] = {
+    "gemini-2.0-flash-live-001": "2025-12-09",
+    "gemini-live-2.5-flash-preview": "2025-12-09",
 }
+MODELS: Final[dict[str, ModelCapabilities]] = {m.id: m for m in MODEL_TABLE if m.id not in RETIRED}
 DEFAULT_MODEL: Final = "gemini-3.8-live"
-RETIRED_MODELS: Final = frozenset({"gemini-live-2.5-flash-preview", "gemini-2.0-flash-live-001"})
+RETIRED_MODELS: Final = frozenset(RETIRED)
 
 
 class UnsupportedOptionError(ValueError):
@@ -131,7 +151,8 @@ def api_version(cfg: SetupConfig) -> str:
     """The API version the setup needs: v1alpha only for v1alpha-gated features."""
     caps = get_model(cfg.model)
     if (caps.affective is Support.V1ALPHA and cfg.affective_dialog is not None) or (
-        caps.proactive is Support.V1ALPHA and cfg.proactive_audio is not None
+        caps.proactive is Support.V1ALPHA
+        and (cfg.proactive_audio is not None or cfg.proactive_video is not None)
     ):
         return "v1alpha"
     return "v1beta"
@@ -158,8 +179,21 @@ def check_setup(cfg: SetupConfig) -> ModelCapabilities:
             raise refuse("thinkingConfig", "thinking is not configurable")
         if caps.thinking is Thinking.LEVEL and cfg.thinking.budget is not None:
             raise refuse("thinkingBudget", "use a thinking level")
+        if (
+            caps.thinking is Thinking.LEVEL
+            and cfg.thinking.level is not None
+            and cfg.thinking.level not in caps.thinking_levels
+        ):
+            raise refuse("thinkingLevel", f"{cfg.thinking.level} is not one of its levels")
         if caps.thinking is Thinking.BUDGET and cfg.thinking.level is not None:
             raise refuse("thinkingLevel", "use a thinking budget")
     if not caps.non_blocking and any(f.behavior is Behavior.NON_BLOCKING for f in cfg.functions):
         raise refuse("behavior", "only synchronous (BLOCKING) function calls are supported")
+    if not caps.blocking and any(f.behavior is Behavior.BLOCKING for f in cfg.functions):
+        raise refuse("behavior", "only asynchronous (NON_BLOCKING) function calls are supported")
+    proactive_audio_on = caps.proactive is Support.ALWAYS or (
+        caps.proactive is Support.V1ALPHA and bool(cfg.proactive_audio)
+    )
+    if cfg.proactive_video and not proactive_audio_on:
+        raise refuse("proactivity.proactiveVideo", "proactive video needs proactive audio on")
     return caps

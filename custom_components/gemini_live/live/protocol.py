@@ -46,6 +46,8 @@ import orjson
 from .errors import CannotConnectError, InvalidArgumentError, LiveError, SessionClosedError
 from .messages import (
     INPUT_AUDIO_RATE,
+    NEED_MORE_INPUT,
+    NORMAL_TURN_ENDS,
     AudioOut,
     Behavior,
     FunctionCall,
@@ -54,7 +56,10 @@ from .messages import (
     GoAway,
     Grounding,
     InputTranscription,
+    InteractionStatus,
+    InterimTranscription,
     Interrupted,
+    JsonObject,
     OutputTranscription,
     ProtocolError,
     ResumptionUpdate,
@@ -85,7 +90,6 @@ from .models import ModelCapabilities, api_version, check_setup
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_BACKOFF: Final = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-NEED_MORE_INPUT: Final = "NEED_MORE_INPUT"
 FOLLOWUP_SCHEDULING: Final = frozenset({Scheduling.WHEN_IDLE, Scheduling.INTERRUPT})
 
 
@@ -127,6 +131,12 @@ class TurnEnded:
     interrupted: bool = False
     reason: str | None = None
     waiting_for_input: bool = False
+    in_progress: bool = False  # the model works on (background reasoning): more turns follow
+
+    @property
+    def abnormal(self) -> bool:
+        """Whether the turn ended for another reason than finishing (safety, bad call...)."""
+        return self.reason is not None and self.reason not in NORMAL_TURN_ENDS
 
     @property
     def needs_more_input(self) -> bool:
@@ -189,6 +199,7 @@ type ProtocolEvent = (
     | TextOut
     | OutputTranscription
     | InputTranscription
+    | InterimTranscription
     | Interrupted
     | GenerationComplete
     | Grounding
@@ -328,6 +339,8 @@ class LiveProtocol:
         self._calls: dict[str, _Call] = {}
         self._executed: dict[tuple[int | None, str, bytes], str] = {}  # dedupe key -> call id
         self._followups: deque[int | None] = deque()  # requests whose results will be spoken
+        self._in_progress: deque[int] = deque()  # requests the model still works on (background)
+        self._partial_args: dict[str, JsonObject] = {}  # streamed calls' arguments so far
         self._turn: _Turn | None = None
         self._turn_ids = 0
         self._closed = False
@@ -568,7 +581,10 @@ class LiveProtocol:
                 )
                 if not self.setup.session_resumption:
                     self._ack_through(self._boundary_seq)  # nothing to resume: nothing to replay
-                self._end_turn(turn, reason=reason, waiting=waiting)
+                in_progress = event.interaction_status is InteractionStatus.IN_PROGRESS
+                if event.interaction_status is InteractionStatus.IDLE:
+                    self._finish_in_progress()
+                self._end_turn(turn, reason=reason, waiting=waiting, in_progress=in_progress)
                 self._maybe_rollover()
             case ResumptionUpdate(new_handle=handle, resumable=True) if handle:
                 self._handle = handle
@@ -589,6 +605,8 @@ class LiveProtocol:
                 elif self._pending is None:
                     self._rollover_wanted = False
                     self._open("goAway", delay=0.0, rollover=True)  # nothing to resume: now
+            case InterimTranscription():
+                self._events.append(event)
             case InputTranscription(text=text):
                 if text and (request := self._spoken_request()) is not None:
                     request.text += text
@@ -628,21 +646,52 @@ class LiveProtocol:
         return turn
 
     def _next_cause(self) -> Cause:
-        """The oldest unanswered request, else the oldest expected follow-up, else none."""
+        """The cause of a model turn that starts now.
+
+        The oldest unanswered request; else a request the model still works on (background
+        reasoning: this turn goes on answering it); else the oldest expected follow-up.
+        """
         for request in self._requests.values():
             if request.state is _RequestState.NEW:
                 return Cause(CauseKind.REQUEST, request.id)
+        if self._in_progress:
+            request_id = self._in_progress[0]
+            if request_id in self._followups:
+                self._followups.remove(request_id)  # this turn is that result's follow-up
+            return Cause(CauseKind.REQUEST, request_id)
         if self._followups:
             return Cause(CauseKind.FOLLOWUP, self._followups.popleft())
         return Cause(CauseKind.UNSOLICITED)
 
-    def _end_turn(self, turn: _Turn, *, reason: str | None = None, waiting: bool = False) -> None:
+    def _finish_in_progress(self) -> None:
+        """IDLE: the whole task is done; requests worked on in the background are answered."""
+        while self._in_progress:
+            if (request := self._requests.get(self._in_progress.popleft())) is not None:
+                request.state = _RequestState.ANSWERED
+
+    def _end_turn(
+        self,
+        turn: _Turn,
+        *,
+        reason: str | None = None,
+        waiting: bool = False,
+        in_progress: bool = False,
+    ) -> None:
         request = self._requests.get(turn.cause.request) if turn.cause.request else None
         if request is not None:
             request.answer += "".join(turn.text)
-            if turn.cause.kind is CauseKind.REQUEST and request.state is _RequestState.ANSWERING:
+            if in_progress and not turn.interrupted:
+                if request.id not in self._in_progress:
+                    self._in_progress.append(request.id)  # more turns answer it
+            elif (
+                turn.cause.kind is CauseKind.REQUEST
+                and request.state is _RequestState.ANSWERING
+                and request.id not in self._in_progress
+            ):
                 request.state = _RequestState.ANSWERED
-        self._events.append(TurnEnded(turn.id, turn.cause, turn.interrupted, reason, waiting))
+        self._events.append(
+            TurnEnded(turn.id, turn.cause, turn.interrupted, reason, waiting, in_progress)
+        )
         self._forget_finished()
 
     def _tool_calls(
@@ -651,7 +700,9 @@ class LiveProtocol:
         """Record the calls; answer repeats of calls made before a reconnect; return the rest."""
         request = turn.cause.request
         fresh: list[FunctionCall] = []
-        for call in calls:
+        for streamed in calls:
+            if (call := self._complete_call(streamed)) is None:
+                continue  # more of its arguments follow: it must not run yet
             key = (request, call.name, orjson.dumps(call.args, option=orjson.OPT_SORT_KEYS))
             self._calls[call.id] = _Call(call, request, conn.gen)
             if request is not None and request in self._requests:
@@ -670,6 +721,29 @@ class LiveProtocol:
             self._executed[key] = call.id
             fresh.append(call)
         return fresh
+
+    def _complete_call(self, call: FunctionCall) -> FunctionCall | None:
+        """A streamed call (partialArgs / willContinue) once its arguments are complete."""
+        args = self._partial_args.setdefault(call.id, {})
+        for piece in call.partial:
+            path = str(piece.get("jsonPath", ""))
+            if not path.startswith("$.") or "." in path[2:] or "[" in path:
+                continue  # only top-level arguments are streamed as pieces we can assemble
+            key = path[2:]
+            if "stringValue" in piece:
+                args[key] = str(args.get(key, "")) + str(piece["stringValue"])
+            elif "numberValue" in piece:
+                args[key] = piece["numberValue"]
+            elif "boolValue" in piece:
+                args[key] = bool(piece["boolValue"])
+            elif "nullValue" in piece:
+                args[key] = None
+        if call.will_continue:
+            return None
+        del self._partial_args[call.id]
+        if call.args or not args:
+            return call
+        return replace(call, args=args, partial=())
 
     def _is_blocking(self, call: FunctionCall) -> bool:
         if not self.caps.non_blocking:
@@ -726,6 +800,7 @@ class LiveProtocol:
         live: set[int | None] = {e.request for e in self._log}
         live.update(c.request for c in self._calls.values())
         live.update(self._followups)
+        live.update(self._in_progress)
         live.add(self._audio_request)
         for request_id, request in list(self._requests.items()):
             if request_id not in live and request.state in (
@@ -981,7 +1056,7 @@ class LiveProtocol:
 
     def _idle(self) -> bool:
         """No turn, no utterance and no request waiting for its answer."""
-        if self._turn is not None or self._audio_request is not None:
+        if self._turn is not None or self._audio_request is not None or self._in_progress:
             return False
         return not any(r.state is _RequestState.NEW for r in self._requests.values())
 

@@ -27,6 +27,7 @@ from ..const import (
     CONF_SUCCESS_SCHEDULING,
     CONF_TOOL_BEHAVIOR,
     CONF_TOOL_TIMEOUT,
+    CONF_VOCABULARY,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_TOOL_TIMEOUT,
     DOMAIN,
@@ -44,6 +45,7 @@ from .handles import HandleStore
 from .playback import LaterReplies, PcmStream, async_play
 from .tools import ToolPolicy, ToolSet, exposed_cameras
 from .turn_stream import Delta, TurnStream
+from .vocabulary import home_vocabulary
 from .voice_run import VoiceRun, VoiceRuns
 
 INTERRUPT_NOTE = "(The user stopped listening to your reply.)"
@@ -148,8 +150,14 @@ class Agent:
             self.options,
             system_instruction=trim_system_prompt(prompt, self.caps.context_window),
             text_only=text_only,
+            vocabulary=() if text_only else self.vocabulary(),
         )
         return setup, tools
+
+    def vocabulary(self) -> list[str]:
+        """Phrases that bias what the Live service hears: the agent's and the home's names."""
+        extra = self.options.get(CONF_VOCABULARY) or []
+        return home_vocabulary(self.hass, [extra] if isinstance(extra, str) else extra)
 
     def build_for_speech(self, instruction: str) -> SetupConfig:
         """An AUDIO setup with the agent's voice and model, a fixed instruction, no tools."""

@@ -36,7 +36,7 @@ from homeassistant.helpers.event import async_call_later
 from ..const import LOGGER
 from ..live.driver import LiveClient
 from ..live.endpoint import Endpoint
-from ..live.errors import AuthenticationError, LiveError, SessionClosedError
+from ..live.errors import AuthenticationError, LiveError, SessionClosedError, TurnEndedError
 from ..live.messages import (
     INPUT_AUDIO_RATE,
     InputTranscription,
@@ -115,6 +115,8 @@ async def stream_deltas(stream: TurnStream, inbox: Inbox) -> AsyncGenerator[Delt
         raise stream.error
     for delta in stream.finish():
         yield delta
+    if stream.abnormal_end is not None and not stream.said_anything:
+        raise TurnEndedError(stream.abnormal_end)
 
 
 class LiveConversation:

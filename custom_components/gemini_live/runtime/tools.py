@@ -142,6 +142,7 @@ class _Entry:
     ha_name: str
     tool: llm.Tool | None  # None: one of our local tools
     behavior: Behavior
+    read_only: bool
 
 
 class ToolSet:
@@ -200,7 +201,7 @@ class ToolSet:
     ) -> None:
         name = gemini_name(ha_name, self._by_gemini)
         behavior = self._behavior(annotations)
-        self._by_gemini[name] = _Entry(ha_name, tool, behavior)
+        self._by_gemini[name] = _Entry(ha_name, tool, behavior, bool(annotations.read_only))
         self.declarations.append(
             FunctionDeclaration(
                 name,
@@ -211,6 +212,8 @@ class ToolSet:
         )
 
     def _behavior(self, annotations: llm.ToolAnnotations) -> Behavior:
+        if not self.caps.blocking:
+            return Behavior.NON_BLOCKING  # asynchronous calls only (background reasoning)
         if (
             self.caps.non_blocking
             and self.policy.non_blocking_actions
@@ -230,10 +233,23 @@ class ToolSet:
         return entry.behavior if entry else Behavior.BLOCKING
 
     def scheduling(self, gemini: str, *, error: bool) -> Scheduling | None:
-        """Response scheduling for a call's outcome (NON_BLOCKING calls only)."""
+        """Response scheduling for a call's outcome (NON_BLOCKING calls only).
+
+        A model that reasons in the background (asynchronous calls only) answers when its tools
+        are done: its results are never SILENT, or the user would hear only its filler.
+        """
         if self.behavior(gemini) is not Behavior.NON_BLOCKING:
             return None
-        return self.policy.failure if error else self.policy.success
+        scheduling = self.policy.failure if error else self.policy.success
+        if self.caps.background_reasoning and scheduling is Scheduling.SILENT:
+            return Scheduling.WHEN_IDLE
+        if not self.caps.blocking and self._read_only(gemini):
+            return Scheduling.WHEN_IDLE  # a query: the answer depends on it
+        return scheduling
+
+    def _read_only(self, gemini: str) -> bool:
+        entry = self._by_gemini.get(gemini)
+        return entry is not None and entry.read_only
 
     async def execute(
         self, call: FunctionCall, send_video: Callable[[bytes], Awaitable[None]]

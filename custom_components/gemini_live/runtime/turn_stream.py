@@ -32,6 +32,7 @@ from homeassistant.helpers import llm
 from ..live.messages import (
     FunctionCall,
     GenerationComplete,
+    Grounding,
     Interrupted,
     OutputTranscription,
     TextOut,
@@ -82,9 +83,21 @@ class TurnStream:
         self._said = ""  # text of the open assistant message
         self._added_text = False  # any assistant text reached the chat log
         self._ended = False
+        self._sources: dict[str, str] = {}  # uri -> title, in order
         self.waiting_for_input = False
         self.interrupted = False
+        self.abnormal_end: str | None = None  # turnCompleteReason of an abnormal end
         self.error: Exception | None = None
+
+    @property
+    def sources(self) -> list[tuple[str, str]]:
+        """The (title, uri) of every source the answer is grounded on."""
+        return [(title, uri) for uri, title in self._sources.items()]
+
+    @property
+    def said_anything(self) -> bool:
+        """Whether any words of the model reached the chat log."""
+        return self._added_text
 
     @property
     def done(self) -> bool:
@@ -118,6 +131,9 @@ class TurnStream:
         """The deltas that end the stream: held words, then an assistant message if needed."""
         self._unresolved.clear()
         out = self._release(final=True)
+        if self._sources and self._added_text:
+            links = " · ".join(f"[{title}]({uri})" for title, uri in self.sources)
+            out.append({"content": f"\n\n{links}"})  # where the answer comes from
         if not self._added_text and not self._message_open:
             out.append({"role": "assistant", "content": ""})
         elif not self._added_text:
@@ -146,8 +162,10 @@ class TurnStream:
             case TurnEnded(cause=cause):
                 if self._held:
                     self._held[-1].finished = True
-                if cause.kind is CauseKind.REQUEST:
-                    self._answered = True
+                if item.abnormal:
+                    self.abnormal_end = item.reason
+                if cause.kind is CauseKind.REQUEST and not item.in_progress:
+                    self._answered = True  # (in progress: the model works on, more turns follow)
                     self.waiting_for_input = item.needs_more_input
                 elif cause.kind is CauseKind.FOLLOWUP and self._followups_due:
                     self._followups_due -= 1  # a tool's result was spoken
@@ -156,6 +174,10 @@ class TurnStream:
             case TurnLost():
                 if self._held and not self._held[-1].finished:
                     self._held.pop()  # the dead generation: none of it reaches the chat log
+                return []
+            case Grounding(sources=sources):
+                for source in sources:
+                    self._sources.setdefault(source.uri, source.title)
                 return []
             case ToolCall(calls=calls):
                 return self._tool_calls(calls)

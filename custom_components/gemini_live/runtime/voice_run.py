@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import time
 from typing import Final
 
-from ..live.messages import AudioOut, InputTranscription, Interrupted
+from ..live.messages import AudioOut, InputTranscription, InterimTranscription, Interrupted
 from ..live.protocol import SessionEnded, TurnEnded, TurnLost, TurnStarted
 from .conversation import Inbox
 from .turn_stream import Superseded
@@ -53,6 +53,7 @@ class VoiceRun:
     transcribed: asyncio.Event = field(default_factory=asyncio.Event)
     transcript: list[str] = field(default_factory=list)
     transcript_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    interim: str = ""  # the model's running hypothesis of the words (3.8 models)
     agent_started: bool = False
     audio_finished: bool = False
     superseded: bool = False
@@ -67,6 +68,10 @@ class VoiceRun:
     def feed(self, item: object) -> None:
         """One event of the run's request (from the conversation's pump, in order)."""
         match item:
+            case InterimTranscription(text=text):
+                self.interim = text
+                self.transcript_changed.set()
+                return
             case InputTranscription(text=text, finished=finished):
                 if text:
                     self.transcript.append(text)
@@ -96,8 +101,13 @@ class VoiceRun:
 
     @property
     def text(self) -> str:
-        """The user's words so far."""
+        """The user's words (the final transcription)."""
         return "".join(self.transcript).strip()
+
+    @property
+    def heard_so_far(self) -> str:
+        """The user's words so far: the final transcription, else the interim hypothesis."""
+        return self.text or self.interim.strip()
 
     def finish_audio(self) -> None:
         """The reply is complete: the TTS stream ends after the queued audio."""
