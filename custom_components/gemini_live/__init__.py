@@ -12,6 +12,7 @@ from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .agent import Agent
+from .assistant import async_create_requested_assistants, async_setup_pipeline_checks
 from .const import CONF_ENDPOINT, DOMAIN, SUBENTRY_AGENT
 from .live.connection import AuthenticationError, LiveError
 from .migration import async_migrate_entry as _async_migrate_entry, foreign_issue_id
@@ -28,6 +29,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the websocket commands (``gemini_live/ephemeral_token``) and the actions."""
     async_register_websocket_commands(hass)
     async_setup_services(hass)
+    async_setup_pipeline_checks(hass)  # repair issues about assistants that split an agent
     return True
 
 
@@ -81,6 +83,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: GeminiLiveConfigEntry) -
                 hass, entry, subentry, make_endpoint(api_key, endpoint), store
             )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await async_create_requested_assistants(hass, entry)  # needs the agents' entities
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
 

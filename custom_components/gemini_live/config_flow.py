@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from homeassistant.config_entries import (
     SOURCE_REAUTH,
@@ -37,6 +39,11 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
+from .assistant import (
+    CONF_CREATE_ASSISTANT,
+    async_create_requested_assistants,
+    async_request_assistant,
+)
 from .const import (
     CONF_ACTIVITY_HANDLING,
     CONF_AFFECTIVE_DIALOG,
@@ -67,6 +74,8 @@ from .const import (
     CONF_VAD_MODE,
     CONF_VOICE,
     DEFAULT_AGENT_NAME,
+    DEFAULT_COMPRESSION_TARGET,
+    DEFAULT_COMPRESSION_TRIGGER,
     DEFAULT_PROMPT,
     DEFAULT_TITLE,
     DOMAIN,
@@ -86,6 +95,7 @@ from .live.connection import (
     QuotaExceededError,
 )
 from .live.messages import (
+    DEFAULT_VOICE,
     VOICES,
     ActivityHandling,
     EndSensitivity,
@@ -99,22 +109,50 @@ from .live.models import MODELS, Status, get_model
 from .options import offered_options
 from .validation import async_validate_credentials
 
+ENDPOINT_SCHEMES = frozenset({"ws", "wss", "http", "https"})
 
-def _user_schema(defaults: Mapping[str, Any]) -> vol.Schema:
-    return vol.Schema(
-        {
-            vol.Required(CONF_API_KEY): TextSelector(
-                TextSelectorConfig(type=TextSelectorType.PASSWORD)
-            ),
-            vol.Optional(
-                CONF_ENDPOINT, description={"suggested_value": defaults.get(CONF_ENDPOINT)}
-            ): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
-        }
+
+def _user_schema(defaults: Mapping[str, Any], *, offer_assistant: bool) -> vol.Schema:
+    schema: dict[Any, Any] = {
+        vol.Required(CONF_API_KEY): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+        vol.Optional(
+            CONF_ENDPOINT, description={"suggested_value": defaults.get(CONF_ENDPOINT)}
+        ): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
+    }
+    if offer_assistant:
+        schema[
+            vol.Required(CONF_CREATE_ASSISTANT, default=defaults.get(CONF_CREATE_ASSISTANT, True))
+        ] = BooleanSelector()
+    return vol.Schema(schema)
+
+
+def endpoint_is_valid(endpoint: str) -> bool:
+    """Whether ``endpoint`` is a base URL we can open: ws/wss/http/https, a host, a valid port.
+
+    Query and fragment are refused (they would be dropped); a path is kept (a proxy's prefix).
+    """
+    if any(char.isspace() for char in endpoint):
+        return False
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port  # ValueError: not a number, or out of 0-65535
+    except ValueError:
+        return False
+    return (
+        parts.scheme.lower() in ENDPOINT_SCHEMES
+        and bool(parts.hostname)
+        and (port is None or port > 0)
+        and not parts.query
+        and not parts.fragment
     )
 
 
 async def _validate(hass: HomeAssistant, data: Mapping[str, Any]) -> dict[str, str]:
-    """Open a real Live session with the credentials; map failures to form errors."""
+    """Check the endpoint's form, then open a real Live session; map failures to form errors."""
+    if (endpoint := data.get(CONF_ENDPOINT)) and not endpoint_is_valid(endpoint):
+        return {CONF_ENDPOINT: "invalid_endpoint"}
     try:
         await async_validate_credentials(hass, data[CONF_API_KEY], data.get(CONF_ENDPOINT) or None)
     except AuthenticationError:
@@ -137,10 +175,16 @@ class GeminiLiveConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 2
     MINOR_VERSION = 1
 
+    _create_assistant = False
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the API key (and optionally an endpoint), validated live."""
+        """Ask for the API key (and optionally an endpoint), validated live.
+
+        A new entry also offers an assistant for its first agent (see assistant.py).
+        """
         errors: dict[str, str] = {}
         if user_input is not None:
+            self._create_assistant = bool(user_input.get(CONF_CREATE_ASSISTANT))
             data = _clean(user_input)
             if self.source == SOURCE_USER:
                 self._async_abort_entries_match({CONF_API_KEY: data[CONF_API_KEY]})
@@ -175,10 +219,20 @@ class GeminiLiveConfigFlow(ConfigFlow, domain=DOMAIN):
             defaults = {CONF_ENDPOINT: entry.data.get(CONF_ENDPOINT), **defaults}
         return self.async_show_form(
             step_id="user",
-            data_schema=_user_schema(defaults),
+            data_schema=_user_schema(defaults, offer_assistant=self.source == SOURCE_USER),
             errors=errors,
             description_placeholders={"api_key_url": "https://aistudio.google.com/app/apikey"},
         )
+
+    async def async_on_create_entry(self, result: ConfigFlowResult) -> ConfigFlowResult:
+        """The entry is added (and set up): create the first agent's assistant if asked."""
+        entry = result.get("result")
+        if self._create_assistant and isinstance(entry, ConfigEntry):
+            async_request_assistant(self.hass, entry.entry_id, DEFAULT_AGENT_NAME, frozenset())
+            if entry.state is ConfigEntryState.LOADED:
+                await async_create_requested_assistants(self.hass, entry)
+            # Not loaded (the service is unreachable right now): its first setup creates it.
+        return result
 
     def _current_entry(self) -> ConfigEntry:
         if self.source == SOURCE_REAUTH:
@@ -247,40 +301,60 @@ def _model_options() -> list[SelectOptionDict]:
     ]
 
 
-# option key -> selector factory, in display order
-_LIVE_SELECTORS: dict[str, Any] = {
-    CONF_RESPONSE_MODALITY: lambda: _select(
-        [m.value for m in Modality], translation_key=CONF_RESPONSE_MODALITY
+@dataclass(frozen=True, slots=True)
+class LiveField:
+    """A Live setting of the form: its selector, and what an empty field means.
+
+    ``default`` is what the integration uses when the field is left empty (shown pre-filled);
+    None means the field is left out of the session setup, so the service decides (the help
+    text says so).
+    """
+
+    selector: Callable[[], Any]
+    default: Any = None
+
+
+# option key -> field, in display order
+LIVE_FIELDS: dict[str, LiveField] = {
+    CONF_RESPONSE_MODALITY: LiveField(
+        lambda: _select([m.value for m in Modality], translation_key=CONF_RESPONSE_MODALITY),
+        Modality.AUDIO.value,
     ),
-    CONF_VOICE: lambda: _select(list(VOICES)),
-    CONF_LANGUAGE: TextSelector,
-    CONF_TEMPERATURE: lambda: _number(0, 2, 0.05),
-    CONF_THINKING_BUDGET: lambda: _number(-1, 24576, 1, "tokens"),
-    CONF_THINKING_LEVEL: lambda: _select(
-        [t.value for t in ThinkingLevel], translation_key=CONF_THINKING_LEVEL
+    CONF_VOICE: LiveField(lambda: _select(list(VOICES)), DEFAULT_VOICE),
+    CONF_LANGUAGE: LiveField(TextSelector),
+    CONF_TEMPERATURE: LiveField(lambda: _number(0, 2, 0.05)),
+    CONF_THINKING_BUDGET: LiveField(lambda: _number(-1, 24576, 1, "tokens")),
+    CONF_THINKING_LEVEL: LiveField(
+        lambda: _select([t.value for t in ThinkingLevel], translation_key=CONF_THINKING_LEVEL)
     ),
-    CONF_INCLUDE_THOUGHTS: BooleanSelector,
-    CONF_AFFECTIVE_DIALOG: BooleanSelector,
-    CONF_PROACTIVE_AUDIO: BooleanSelector,
-    CONF_VAD_MODE: lambda: _select([VAD_AUTO, VAD_MANUAL], translation_key=CONF_VAD_MODE),
-    CONF_START_SENSITIVITY: lambda: _select(
-        [s.value for s in StartSensitivity], translation_key=CONF_START_SENSITIVITY
+    CONF_INCLUDE_THOUGHTS: LiveField(BooleanSelector, False),
+    CONF_AFFECTIVE_DIALOG: LiveField(BooleanSelector, False),
+    CONF_PROACTIVE_AUDIO: LiveField(BooleanSelector, False),
+    CONF_VAD_MODE: LiveField(
+        lambda: _select([VAD_AUTO, VAD_MANUAL], translation_key=CONF_VAD_MODE), VAD_AUTO
     ),
-    CONF_END_SENSITIVITY: lambda: _select(
-        [s.value for s in EndSensitivity], translation_key=CONF_END_SENSITIVITY
+    CONF_START_SENSITIVITY: LiveField(
+        lambda: _select([s.value for s in StartSensitivity], translation_key=CONF_START_SENSITIVITY)
     ),
-    CONF_PREFIX_PADDING_MS: lambda: _number(0, 2000, 10, "ms"),
-    CONF_SILENCE_DURATION_MS: lambda: _number(50, 5000, 10, "ms"),
-    CONF_ACTIVITY_HANDLING: lambda: _select(
-        [a.value for a in ActivityHandling], translation_key=CONF_ACTIVITY_HANDLING
+    CONF_END_SENSITIVITY: LiveField(
+        lambda: _select([s.value for s in EndSensitivity], translation_key=CONF_END_SENSITIVITY)
     ),
-    CONF_MEDIA_RESOLUTION: lambda: _select(
-        [r.value for r in MediaResolution], translation_key=CONF_MEDIA_RESOLUTION
+    CONF_PREFIX_PADDING_MS: LiveField(lambda: _number(0, 2000, 10, "ms")),
+    CONF_SILENCE_DURATION_MS: LiveField(lambda: _number(50, 5000, 10, "ms")),
+    CONF_ACTIVITY_HANDLING: LiveField(
+        lambda: _select([a.value for a in ActivityHandling], translation_key=CONF_ACTIVITY_HANDLING)
     ),
-    CONF_COMPRESSION: BooleanSelector,
-    CONF_COMPRESSION_TRIGGER: lambda: _number(1000, 131072, 100, "tokens"),
-    CONF_COMPRESSION_TARGET: lambda: _number(500, 131072, 100, "tokens"),
-    CONF_GOOGLE_SEARCH: BooleanSelector,
+    CONF_MEDIA_RESOLUTION: LiveField(
+        lambda: _select([r.value for r in MediaResolution], translation_key=CONF_MEDIA_RESOLUTION)
+    ),
+    CONF_COMPRESSION: LiveField(BooleanSelector, True),
+    CONF_COMPRESSION_TRIGGER: LiveField(
+        lambda: _number(1000, 131072, 100, "tokens"), DEFAULT_COMPRESSION_TRIGGER
+    ),
+    CONF_COMPRESSION_TARGET: LiveField(
+        lambda: _number(500, 131072, 100, "tokens"), DEFAULT_COMPRESSION_TARGET
+    ),
+    CONF_GOOGLE_SEARCH: LiveField(BooleanSelector, False),
 }
 
 
@@ -288,6 +362,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
     """Create or reconfigure a Gemini Live agent: model first, then what that model accepts."""
 
     options: dict[str, Any]
+    _create_assistant = False
 
     @property
     def _is_new(self) -> bool:
@@ -303,7 +378,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         return await self.async_step_agent()
 
     def _unique_default_name(self) -> str:
-        """"Gemini Live", or "Gemini Live 2", "Gemini Live 3"... if taken by another agent."""
+        """The default name "Gemini Live", or "Gemini Live 2"... if another agent has it."""
         taken = {sub.title for sub in self._get_entry().subentries.values()}
         name, number = DEFAULT_AGENT_NAME, 1
         while name in taken:
@@ -325,9 +400,12 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         if self._get_entry().state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="entry_not_loaded")
         if user_input is not None:
-            if not user_input.get(CONF_LLM_HASS_API):
-                user_input.pop(CONF_LLM_HASS_API, None)
-                self.options.pop(CONF_LLM_HASS_API, None)
+            self._create_assistant = bool(user_input.pop(CONF_CREATE_ASSISTANT, False))
+            # A field the user emptied is left out of the form's data: forget its old value.
+            for key in (CONF_PROMPT, CONF_LLM_HASS_API, CONF_ANNOUNCE_TARGET):
+                if not user_input.get(key):
+                    user_input.pop(key, None)
+                    self.options.pop(key, None)
             self.options.update(user_input)
             return await self.async_step_live()
 
@@ -337,6 +415,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         schema: dict[Any, Any] = {}
         if self._is_new:
             schema[vol.Required(CONF_NAME, default=self._unique_default_name())] = str
+            schema[vol.Required(CONF_CREATE_ASSISTANT, default=True)] = BooleanSelector()
         schema.update(
             {
                 vol.Required(CONF_MODEL, default=self.options[CONF_MODEL]): SelectSelector(
@@ -385,28 +464,36 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         """Live settings the chosen model accepts (and only those)."""
         offered = offered_options(get_model(self.options[CONF_MODEL]))
         if user_input is not None:
-            # Drop settings the model does not accept (e.g. left from another model).
-            for key in _LIVE_SELECTORS:
-                if key not in offered:
-                    self.options.pop(key, None)
-            self.options.update(user_input)
+            # The form's data is the whole Live setting: drop fields the user emptied and those
+            # the model does not accept (e.g. left from another model).
+            for key in LIVE_FIELDS:
+                self.options.pop(key, None)
+            self.options.update({k: v for k, v in user_input.items() if k in offered})
             if self._is_new:
                 name = self.options.pop(CONF_NAME)
+                if self._create_assistant:
+                    # Created when the entry has reloaded with the new agent's entities.
+                    entry = self._get_entry()
+                    async_request_assistant(
+                        self.hass, entry.entry_id, name, frozenset(entry.subentries)
+                    )
                 return self.async_create_entry(title=name, data=self.options)
             return self.async_update_and_abort(
                 self._get_entry(), self._get_reconfigure_subentry(), data=self.options
             )
         schema: dict[Any, Any] = {}
-        for key, factory in _LIVE_SELECTORS.items():
+        for key, live_field in LIVE_FIELDS.items():
             if key not in offered:
                 continue
-            current = self.options.get(key)
+            # As HA's LLM integrations do: the stored value is suggested; the default (if the
+            # integration has one) is shown when there is none and used for an empty field.
+            description = {"suggested_value": self.options.get(key)}
             marker = (
-                vol.Optional(key, default=current)
-                if isinstance(current, bool)
-                else vol.Optional(key, description={"suggested_value": current})
+                vol.Optional(key, description=description)
+                if live_field.default is None
+                else vol.Optional(key, description=description, default=live_field.default)
             )
-            schema[marker] = factory()
+            schema[marker] = live_field.selector()
         return self.async_show_form(
             step_id="live",
             data_schema=vol.Schema(schema),
