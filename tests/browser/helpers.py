@@ -15,8 +15,10 @@ import tempfile
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import ElementClickInterceptedException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -90,6 +92,24 @@ const walk = (node) => {
 };
 walk(arguments[0].shadowRoot || arguments[0]);
 return texts;
+"""
+
+
+_HIT_IS_INSIDE = """
+const el = arguments[0];
+const box = el.getBoundingClientRect();
+const x = box.left + box.width / 2, y = box.top + box.height / 2;
+let hit = document.elementFromPoint(x, y);
+while (hit && hit.shadowRoot) {
+  const inner = hit.shadowRoot.elementFromPoint(x, y);
+  if (!inner || inner === hit) break;
+  hit = inner;
+}
+// Up the composed tree: slotted content goes to its slot, a shadow root to its host.
+for (let node = hit; node; node = node.assignedSlot || node.parentNode || node.host) {
+  if (node === el) return true;
+}
+return false;
 """
 
 
@@ -179,7 +199,15 @@ class Browser:
         inside: str | None = None,
     ) -> None:
         """Wait for a visible element and click it (a real click at its position)."""
-        self.element(selector, text, contains=contains, inside=inside).click()
+        element = self.element(selector, text, contains=contains, inside=inside)
+        try:
+            element.click()
+        except ElementClickInterceptedException:
+            # Selenium's check does not see through shadow roots: the topmost element at the
+            # click point may be the target's own slotted content (an icon in a button).
+            if not self.driver.execute_script(_HIT_IS_INSIDE, element):
+                raise
+            ActionChains(self.driver).move_to_element(element).click().perform()
 
     def deep_text(self, element: WebElement) -> list[str]:
         """The texts shown in ``element`` and in the shadow roots below it, in order."""

@@ -101,7 +101,7 @@ def ask_assist(browser: Browser, demo: Demo) -> str:
     browser.hass("hass.callService('light', 'turn_off', {entity_id: arguments[0]});", LIGHT)
     browser.wait_for(lambda: browser.state(LIGHT) == "off", "the light to be off")
 
-    browser.driver.find_element("tag name", "body").send_keys("a")  # HA's Assist shortcut
+    browser.click("button[aria-label^='Assist']")  # the toolbar's Assist button
     browser.element("ha-assist-chat")
     browser.click("ha-dropdown > ha-button")  # the assistant picker
     browser.click("ha-dropdown-item", AGENT)
