@@ -288,6 +288,8 @@ async def _serve(hass: HomeAssistant, port: int, endpoint: str, offline: bool) -
     if offline:
         print(f"  Emulator:    endpoint {endpoint}, API key {DEMO_KEY} (what the Gemini Live")
         print("               entry uses; to add it again in the UI, delete that entry first)")
+    else:
+        print("  Gemini Live: Google's Live service with your GEMINI_API_KEY (not printed)")
     print("  Stop:        Ctrl-C", flush=True)
 
     stop = asyncio.Event()
