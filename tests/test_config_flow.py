@@ -138,3 +138,67 @@ async def test_reconfigure(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert setup_integration.data[CONF_ENDPOINT] == emulator.http_url
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "127.0.0.1:8765",  # no scheme
+        "localhost",
+        "ftp://127.0.0.1:8765",
+        "http://",  # no host
+        "http://:8765",
+        "http://127.0.0.1:99999",  # port out of range
+        "http://127.0.0.1:0",
+        "http://127.0.0.1:87a5",  # not a number
+        "http://127.0.0.1:8765?key=x",  # would be dropped
+        "http://127.0.0.1:8765#x",
+        "http://127.0.0 .1:8765",
+    ],
+)
+async def test_bad_endpoint_is_a_form_error(
+    hass: HomeAssistant, emulator: LiveEmulator, endpoint: str
+) -> None:
+    """A malformed endpoint: "invalid endpoint URL" on the field, nothing is opened."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: endpoint}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_ENDPOINT: "invalid_endpoint"}
+    assert not emulator.connections
+    # Corrected: the entry is created.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: emulator.http_url}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize("scheme", ["ws", "http"])
+async def test_endpoint_schemes(hass: HomeAssistant, emulator: LiveEmulator, scheme: str) -> None:
+    """ws:// (and wss://, https://) work as well as http://."""
+    endpoint = emulator.http_url.replace("http", scheme, 1)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: endpoint}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_ENDPOINT] == endpoint
+    await hass.async_block_till_done()
+
+
+async def test_bad_endpoint_on_reconfigure(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Reconfigure validates the endpoint the same way (and offers no assistant)."""
+    result = await setup_integration.start_reconfigure_flow(hass)
+    assert "create_assistant" not in {str(k) for k in result["data_schema"].schema}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: TEST_API_KEY, CONF_ENDPOINT: "127.0.0.1:8765"}
+    )
+    assert result["errors"] == {CONF_ENDPOINT: "invalid_endpoint"}

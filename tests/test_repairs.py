@@ -232,3 +232,9 @@ def test_issue_translations() -> None:
     assert "agent_removed" in fix["abort"]
     for placeholder in ("{model}", "{agent}", "{default_model}"):
         assert placeholder in fix["step"]["confirm"]["description"]
+    mixed = issues["mixed_pipeline"]
+    assert "title" in mixed
+    assert {"title", "description"} <= set(mixed["fix_flow"]["step"]["confirm"])
+    assert {"pipeline_removed", "pipeline_fixed", "agent_unavailable"} <= set(
+        mixed["fix_flow"]["abort"]
+    )

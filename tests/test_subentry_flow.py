@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
@@ -9,6 +11,7 @@ from homeassistant.const import CONF_LLM_HASS_API, CONF_NAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -18,6 +21,8 @@ from custom_components.gemini_live.const import (
     CONF_PROACTIVE_AUDIO,
     SUBENTRY_AGENT,
 )
+from custom_components.gemini_live.live.messages import build_setup
+from custom_components.gemini_live.options import build_setup_config
 
 from .conftest import agent_data
 
@@ -142,3 +147,109 @@ async def test_subentry_needs_loaded_entry(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "entry_not_loaded"
+
+
+STRINGS = json.loads(
+    (
+        Path(__file__).parent.parent / "custom_components" / "gemini_live" / "strings.json"
+    ).read_text()
+)
+LIVE_HELP: dict[str, str] = STRINGS["config_subentries"]["conversation"]["step"]["live"][
+    "data_description"
+]
+SERVICE_DECIDES = "Empty: the service decides"
+# A value for each setting that the service decides when it is empty.
+SAMPLE_VALUES: dict[str, Any] = {
+    "language_code": "de-DE",
+    "temperature": 0.7,
+    "thinking_budget": 512,
+    "thinking_level": "LOW",
+    "start_sensitivity": "START_SENSITIVITY_LOW",
+    "end_sensitivity": "END_SENSITIVITY_LOW",
+    "prefix_padding_ms": 120,
+    "silence_duration_ms": 600,
+    "activity_handling": "NO_INTERRUPTION",
+    "media_resolution": "MEDIA_RESOLUTION_LOW",
+}
+
+
+def _leaves(value: Any, path: str = "") -> set[str]:
+    """The paths of a JSON value's leaves (``a.b.c``)."""
+    if isinstance(value, dict):
+        return {leaf for k, v in value.items() for leaf in _leaves(v, f"{path}.{k}")}
+    if isinstance(value, list):
+        return {leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")}
+    return {path}
+
+
+def _setup_frame(model: str, options: dict[str, Any]) -> dict[str, Any]:
+    frame: dict[str, Any] = build_setup(build_setup_config(model, options, system_instruction=None))
+    return frame
+
+
+async def _live_step(
+    hass: HomeAssistant, entry: MockConfigEntry, model: str
+) -> tuple[str, dict[str, Any]]:
+    """Open "Add agent" up to the Live settings step for ``model``: (flow id, fields by key)."""
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_AGENT), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {CONF_NAME: "New", CONF_MODEL: model, CONF_LLM_HASS_API: ["assist"]},
+    )
+    assert result["step_id"] == "live"
+    return result["flow_id"], {str(k): k for k in result["data_schema"].schema}
+
+
+@pytest.mark.parametrize("model", list(EXPECTED_LIVE_OPTIONS))
+async def test_live_settings_have_help_and_honest_defaults(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, model: str
+) -> None:
+    """Every Live setting has help; a default where the integration has one, else the service
+    decides, and the help says "Empty: the service decides" exactly where that is true."""
+    flow_id, fields = await _live_step(hass, setup_integration, model)
+    service_decides = {key for key, marker in fields.items() if marker.default is vol.UNDEFINED}
+    for key in fields:
+        assert LIVE_HELP.get(key), f"no help text for {key}"
+        assert (SERVICE_DECIDES in LIVE_HELP[key]) == (key in service_decides), key
+    assert service_decides <= set(SAMPLE_VALUES)
+
+    # Submitted untouched: the defaults are stored, the other settings are left out...
+    result = await hass.config_entries.subentries.async_configure(flow_id, {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    stored = result["data"]
+    for key, marker in fields.items():
+        if key in service_decides:
+            assert key not in stored
+        else:
+            assert stored[key] == marker.default(), key
+    # ...and those are not in the session setup: the service decides. Each is sent once set.
+    empty = _setup_frame(model, stored)
+    for key in service_decides:
+        with_value = _setup_frame(model, {**stored, key: SAMPLE_VALUES[key]})
+        assert _leaves(empty) < _leaves(with_value), key
+    await hass.async_block_till_done()
+
+
+async def test_reconfigure_can_empty_a_setting(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """A setting emptied in the form (left out of the submitted data) is removed."""
+    subentry_id = next(iter(setup_integration.subentries))
+    for temperature in (0.4, None):
+        result = await hass.config_entries.subentries.async_init(
+            (setup_integration.entry_id, SUBENTRY_AGENT),
+            context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+        )
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {CONF_MODEL: "gemini-3.8-live", CONF_LLM_HASS_API: ["assist"]}
+        )
+        if temperature is not None:
+            marker = next(k for k in result["data_schema"].schema if str(k) == "temperature")
+            assert marker.description == {"suggested_value": None}
+        live = {"temperature": temperature} if temperature is not None else {}
+        result = await hass.config_entries.subentries.async_configure(result["flow_id"], live)
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        assert setup_integration.subentries[subentry_id].data.get("temperature") == temperature

@@ -11,6 +11,7 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
+from .assistant import async_create_requested_assistants, async_setup_pipeline_checks
 from .const import CONF_ENDPOINT, DOMAIN, SUBENTRY_AGENT
 from .live.errors import AuthenticationError, LiveError
 from .migration import async_migrate_entry as _async_migrate_entry, foreign_issue_id
@@ -28,6 +29,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the websocket commands (``gemini_live/ephemeral_token``) and the actions."""
     async_register_websocket_commands(hass)
     async_setup_services(hass)
+    async_setup_pipeline_checks(hass)  # repair issues about assistants that split an agent
     return True
 
 
@@ -82,6 +84,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: GeminiLiveConfigEntry) -
                 hass, entry, subentry, live_endpoint, store, ssl_context=ssl_context()
             )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await async_create_requested_assistants(hass, entry)  # needs the agents' entities
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from homeassistant.config_entries import (
@@ -18,6 +20,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_NAME, CONF_PROMPT
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers import llm
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -37,6 +40,11 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
+from .assistant import (
+    CONF_CREATE_ASSISTANT,
+    async_create_requested_assistants,
+    async_request_assistant,
+)
 from .const import (
     CONF_ACTIVITY_HANDLING,
     CONF_AFFECTIVE_DIALOG,
@@ -44,6 +52,7 @@ from .const import (
     CONF_COMPRESSION,
     CONF_COMPRESSION_TARGET,
     CONF_COMPRESSION_TRIGGER,
+    CONF_CURRENCY,
     CONF_END_SENSITIVITY,
     CONF_ENDPOINT,
     CONF_FAILURE_SCHEDULING,
@@ -55,8 +64,10 @@ from .const import (
     CONF_MODEL,
     CONF_PREFIX_PADDING_MS,
     CONF_PROACTIVE_AUDIO,
+    CONF_PROACTIVE_VIDEO,
     CONF_RESPONSE_MODALITY,
     CONF_SILENCE_DURATION_MS,
+    CONF_SMART_TRANSCRIPTION,
     CONF_START_SENSITIVITY,
     CONF_SUCCESS_SCHEDULING,
     CONF_TEMPERATURE,
@@ -65,19 +76,26 @@ from .const import (
     CONF_TOOL_BEHAVIOR,
     CONF_TOOL_TIMEOUT,
     CONF_VAD_MODE,
+    CONF_VOCABULARY,
     CONF_VOICE,
     DEFAULT_AGENT_NAME,
+    DEFAULT_COMPRESSION_TARGET,
+    DEFAULT_COMPRESSION_TRIGGER,
+    DEFAULT_CURRENCY,
+    DEFAULT_PRICES,
     DEFAULT_PROMPT,
     DEFAULT_TITLE,
     DOMAIN,
     LOGGER,
     RECOMMENDED_AGENT_OPTIONS,
+    SECTION_COSTS,
     SUBENTRY_AGENT,
     TOOL_BEHAVIOR_AUTO,
     TOOL_BEHAVIOR_BLOCKING,
     VAD_AUTO,
     VAD_MANUAL,
 )
+from .live.endpoint import check_base_url
 from .live.errors import (
     AuthenticationError,
     CannotConnectError,
@@ -87,6 +105,7 @@ from .live.errors import (
     QuotaExceededError,
 )
 from .live.messages import (
+    DEFAULT_VOICE,
     VOICES,
     ActivityHandling,
     EndSensitivity,
@@ -96,30 +115,35 @@ from .live.messages import (
     StartSensitivity,
     ThinkingLevel,
 )
-from .live.models import MODELS, Status, get_model
+from .live.models import MODELS, ModelCapabilities, Status, get_model
 from .options import offered_options
 from .validation import async_validate_credentials
 
 
-def _user_schema(defaults: Mapping[str, Any]) -> vol.Schema:
-    return vol.Schema(
-        {
-            vol.Required(CONF_API_KEY): TextSelector(
-                TextSelectorConfig(type=TextSelectorType.PASSWORD)
-            ),
-            vol.Optional(
-                CONF_ENDPOINT, description={"suggested_value": defaults.get(CONF_ENDPOINT)}
-            ): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
-        }
-    )
+def _user_schema(defaults: Mapping[str, Any], *, offer_assistant: bool) -> vol.Schema:
+    schema: dict[Any, Any] = {
+        vol.Required(CONF_API_KEY): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+        vol.Optional(
+            CONF_ENDPOINT, description={"suggested_value": defaults.get(CONF_ENDPOINT)}
+        ): TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
+    }
+    if offer_assistant:
+        schema[
+            vol.Required(CONF_CREATE_ASSISTANT, default=defaults.get(CONF_CREATE_ASSISTANT, True))
+        ] = BooleanSelector()
+    return vol.Schema(schema)
 
 
 async def _validate(hass: HomeAssistant, data: Mapping[str, Any]) -> dict[str, str]:
-    """Open a real Live session with the credentials; map failures to form errors."""
+    """Check the endpoint's form, then open a real Live session; map failures to form errors."""
     try:
+        if endpoint := data.get(CONF_ENDPOINT):
+            check_base_url(endpoint)  # before connecting: the form's own error
         await async_validate_credentials(hass, data[CONF_API_KEY], data.get(CONF_ENDPOINT) or None)
     except InvalidEndpointError:
-        return {"base": "invalid_endpoint"}
+        return {CONF_ENDPOINT: "invalid_endpoint"}
     except AuthenticationError:
         return {"base": "invalid_auth"}
     except ModelNotFoundError:
@@ -140,10 +164,16 @@ class GeminiLiveConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 2
     MINOR_VERSION = 1
 
+    _create_assistant = False
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the API key (and optionally an endpoint), validated live."""
+        """Ask for the API key (and optionally an endpoint), validated live.
+
+        A new entry also offers an assistant for its first agent (see assistant.py).
+        """
         errors: dict[str, str] = {}
         if user_input is not None:
+            self._create_assistant = bool(user_input.get(CONF_CREATE_ASSISTANT))
             data = _clean(user_input)
             if self.source == SOURCE_USER:
                 self._async_abort_entries_match({CONF_API_KEY: data[CONF_API_KEY]})
@@ -178,10 +208,20 @@ class GeminiLiveConfigFlow(ConfigFlow, domain=DOMAIN):
             defaults = {CONF_ENDPOINT: entry.data.get(CONF_ENDPOINT), **defaults}
         return self.async_show_form(
             step_id="user",
-            data_schema=_user_schema(defaults),
+            data_schema=_user_schema(defaults, offer_assistant=self.source == SOURCE_USER),
             errors=errors,
             description_placeholders={"api_key_url": "https://aistudio.google.com/app/apikey"},
         )
+
+    async def async_on_create_entry(self, result: ConfigFlowResult) -> ConfigFlowResult:
+        """The entry is added (and set up): create the first agent's assistant if asked."""
+        entry = result.get("result")
+        if self._create_assistant and isinstance(entry, ConfigEntry):
+            async_request_assistant(self.hass, entry.entry_id, DEFAULT_AGENT_NAME, frozenset())
+            if entry.state is ConfigEntryState.LOADED:
+                await async_create_requested_assistants(self.hass, entry)
+            # Not loaded (the service is unreachable right now): its first setup creates it.
+        return result
 
     def _current_entry(self) -> ConfigEntry:
         if self.source == SOURCE_REAUTH:
@@ -250,40 +290,64 @@ def _model_options() -> list[SelectOptionDict]:
     ]
 
 
-# option key -> selector factory, in display order
-_LIVE_SELECTORS: dict[str, Any] = {
-    CONF_RESPONSE_MODALITY: lambda: _select(
-        [m.value for m in Modality], translation_key=CONF_RESPONSE_MODALITY
+def _choices(values: Iterable[StrEnum], key: str) -> Callable[[ModelCapabilities], Any]:
+    """A translated dropdown of enum values, the same for every model."""
+    options = [value.value for value in values]
+    return lambda _caps: _select(options, translation_key=key)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveField:
+    """A Live setting of the form: its selector, and what an empty field means.
+
+    ``default`` is what the integration uses when the field is left empty (shown pre-filled);
+    None means the field is left out of the session setup, so the service decides (the help
+    text says so).
+    """
+
+    selector: Callable[[ModelCapabilities], Any]
+    default: Any = None
+
+
+# option key -> field, in display order
+LIVE_FIELDS: dict[str, LiveField] = {
+    CONF_RESPONSE_MODALITY: LiveField(
+        _choices(Modality, CONF_RESPONSE_MODALITY),
+        Modality.AUDIO.value,
     ),
-    CONF_VOICE: lambda: _select(list(VOICES)),
-    CONF_LANGUAGE: TextSelector,
-    CONF_TEMPERATURE: lambda: _number(0, 2, 0.05),
-    CONF_THINKING_BUDGET: lambda: _number(-1, 24576, 1, "tokens"),
-    CONF_THINKING_LEVEL: lambda: _select(
-        [t.value for t in ThinkingLevel], translation_key=CONF_THINKING_LEVEL
+    CONF_VOICE: LiveField(lambda _caps: _select(list(VOICES)), DEFAULT_VOICE),
+    CONF_LANGUAGE: LiveField(lambda _caps: TextSelector()),
+    CONF_TEMPERATURE: LiveField(lambda _caps: _number(0, 2, 0.05)),
+    CONF_THINKING_BUDGET: LiveField(lambda _caps: _number(-1, 24576, 1, "tokens")),
+    CONF_THINKING_LEVEL: LiveField(
+        lambda caps: _select(
+            [t.value for t in ThinkingLevel if t in caps.thinking_levels],
+            translation_key=CONF_THINKING_LEVEL,
+        )
     ),
-    CONF_INCLUDE_THOUGHTS: BooleanSelector,
-    CONF_AFFECTIVE_DIALOG: BooleanSelector,
-    CONF_PROACTIVE_AUDIO: BooleanSelector,
-    CONF_VAD_MODE: lambda: _select([VAD_AUTO, VAD_MANUAL], translation_key=CONF_VAD_MODE),
-    CONF_START_SENSITIVITY: lambda: _select(
-        [s.value for s in StartSensitivity], translation_key=CONF_START_SENSITIVITY
+    CONF_INCLUDE_THOUGHTS: LiveField(lambda _caps: BooleanSelector(), False),
+    CONF_AFFECTIVE_DIALOG: LiveField(lambda _caps: BooleanSelector(), False),
+    CONF_PROACTIVE_AUDIO: LiveField(lambda _caps: BooleanSelector(), False),
+    CONF_PROACTIVE_VIDEO: LiveField(lambda _caps: BooleanSelector(), False),
+    CONF_VAD_MODE: LiveField(
+        lambda _caps: _select([VAD_AUTO, VAD_MANUAL], translation_key=CONF_VAD_MODE), VAD_AUTO
     ),
-    CONF_END_SENSITIVITY: lambda: _select(
-        [s.value for s in EndSensitivity], translation_key=CONF_END_SENSITIVITY
+    CONF_START_SENSITIVITY: LiveField(_choices(StartSensitivity, CONF_START_SENSITIVITY)),
+    CONF_END_SENSITIVITY: LiveField(_choices(EndSensitivity, CONF_END_SENSITIVITY)),
+    CONF_PREFIX_PADDING_MS: LiveField(lambda _caps: _number(0, 2000, 10, "ms")),
+    CONF_SILENCE_DURATION_MS: LiveField(lambda _caps: _number(50, 5000, 10, "ms")),
+    CONF_ACTIVITY_HANDLING: LiveField(_choices(ActivityHandling, CONF_ACTIVITY_HANDLING)),
+    CONF_MEDIA_RESOLUTION: LiveField(_choices(MediaResolution, CONF_MEDIA_RESOLUTION)),
+    CONF_COMPRESSION: LiveField(lambda _caps: BooleanSelector(), True),
+    CONF_COMPRESSION_TRIGGER: LiveField(
+        lambda _caps: _number(1000, 131072, 100, "tokens"), DEFAULT_COMPRESSION_TRIGGER
     ),
-    CONF_PREFIX_PADDING_MS: lambda: _number(0, 2000, 10, "ms"),
-    CONF_SILENCE_DURATION_MS: lambda: _number(50, 5000, 10, "ms"),
-    CONF_ACTIVITY_HANDLING: lambda: _select(
-        [a.value for a in ActivityHandling], translation_key=CONF_ACTIVITY_HANDLING
+    CONF_COMPRESSION_TARGET: LiveField(
+        lambda _caps: _number(500, 131072, 100, "tokens"), DEFAULT_COMPRESSION_TARGET
     ),
-    CONF_MEDIA_RESOLUTION: lambda: _select(
-        [r.value for r in MediaResolution], translation_key=CONF_MEDIA_RESOLUTION
-    ),
-    CONF_COMPRESSION: BooleanSelector,
-    CONF_COMPRESSION_TRIGGER: lambda: _number(1000, 131072, 100, "tokens"),
-    CONF_COMPRESSION_TARGET: lambda: _number(500, 131072, 100, "tokens"),
-    CONF_GOOGLE_SEARCH: BooleanSelector,
+    CONF_GOOGLE_SEARCH: LiveField(lambda _caps: BooleanSelector(), False),
+    CONF_SMART_TRANSCRIPTION: LiveField(lambda _caps: BooleanSelector(), False),
+    CONF_VOCABULARY: LiveField(lambda _caps: TextSelector(TextSelectorConfig(multiple=True))),
 }
 
 
@@ -291,6 +355,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
     """Create or reconfigure a Gemini Live agent: model first, then what that model accepts."""
 
     options: dict[str, Any]
+    _create_assistant = False
 
     @property
     def _is_new(self) -> bool:
@@ -306,7 +371,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         return await self.async_step_agent()
 
     def _unique_default_name(self) -> str:
-        """The default name: "Gemini Live", else "Gemini Live 2", "Gemini Live 3"..."""
+        """The default name "Gemini Live", or "Gemini Live 2"... if another agent has it."""
         taken = {sub.title for sub in self._get_entry().subentries.values()}
         name, number = DEFAULT_AGENT_NAME, 1
         while name in taken:
@@ -328,9 +393,13 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         if self._get_entry().state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="entry_not_loaded")
         if user_input is not None:
-            if not user_input.get(CONF_LLM_HASS_API):
-                user_input.pop(CONF_LLM_HASS_API, None)
-                self.options.pop(CONF_LLM_HASS_API, None)
+            self._create_assistant = bool(user_input.pop(CONF_CREATE_ASSISTANT, False))
+            # A field the user emptied is left out of the form's data: forget its old value.
+            for key in (CONF_PROMPT, CONF_LLM_HASS_API, CONF_ANNOUNCE_TARGET):
+                if not user_input.get(key):
+                    user_input.pop(key, None)
+                    self.options.pop(key, None)
+            self.options.update(user_input.pop(SECTION_COSTS, {}))
             self.options.update(user_input)
             return await self.async_step_live()
 
@@ -340,6 +409,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
         schema: dict[Any, Any] = {}
         if self._is_new:
             schema[vol.Required(CONF_NAME, default=self._unique_default_name())] = str
+            schema[vol.Required(CONF_CREATE_ASSISTANT, default=True)] = BooleanSelector()
         schema.update(
             {
                 vol.Required(CONF_MODEL, default=self.options[CONF_MODEL]): SelectSelector(
@@ -376,40 +446,66 @@ class AgentSubentryFlow(ConfigSubentryFlow):
                 ): _number(10, 3600, 10, "s"),
                 vol.Optional(
                     CONF_ANNOUNCE_TARGET,
+                    CONF_CURRENCY,
                     description={"suggested_value": self.options.get(CONF_ANNOUNCE_TARGET)},
                 ): EntitySelector(
                     EntitySelectorConfig(domain=["media_player", "assist_satellite"])
                 ),
+                vol.Required(SECTION_COSTS): section(self._costs_schema(), {"collapsed": True}),
             }
         )
         return self.async_show_form(step_id="agent", data_schema=vol.Schema(schema))
 
+    def _costs_schema(self) -> vol.Schema:
+        """The estimated-cost sensor's prices (per million tokens) and currency."""
+        prices: dict[Any, Any] = {
+            vol.Required(key, default=self.options.get(key, price)): _number(0, 1000, 0.01)
+            for key, price in DEFAULT_PRICES.items()
+        }
+        return vol.Schema(
+            {
+                vol.Required(
+                    CONF_CURRENCY, default=self.options.get(CONF_CURRENCY, DEFAULT_CURRENCY)
+                ): TextSelector(),
+                **prices,
+            }
+        )
+
     async def async_step_live(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Live settings the chosen model accepts (and only those)."""
-        offered = offered_options(get_model(self.options[CONF_MODEL]))
+        caps = get_model(self.options[CONF_MODEL])
+        offered = offered_options(caps)
         if user_input is not None:
-            # Drop settings the model does not accept (e.g. left from another model).
-            for key in _LIVE_SELECTORS:
-                if key not in offered:
-                    self.options.pop(key, None)
-            self.options.update(user_input)
+            # The form's data is the whole Live setting: drop fields the user emptied and those
+            # the model does not accept (e.g. left from another model).
+            for key in LIVE_FIELDS:
+                self.options.pop(key, None)
+            self.options.update({k: v for k, v in user_input.items() if k in offered})
             if self._is_new:
                 name = self.options.pop(CONF_NAME)
+                if self._create_assistant:
+                    # Created when the entry has reloaded with the new agent's entities.
+                    entry = self._get_entry()
+                    async_request_assistant(
+                        self.hass, entry.entry_id, name, frozenset(entry.subentries)
+                    )
                 return self.async_create_entry(title=name, data=self.options)
             return self.async_update_and_abort(
                 self._get_entry(), self._get_reconfigure_subentry(), data=self.options
             )
         schema: dict[Any, Any] = {}
-        for key, factory in _LIVE_SELECTORS.items():
+        for key, live_field in LIVE_FIELDS.items():
             if key not in offered:
                 continue
-            current = self.options.get(key)
+            # As HA's LLM integrations do: the stored value is suggested; the default (if the
+            # integration has one) is shown when there is none and used for an empty field.
+            description = {"suggested_value": self.options.get(key)}
             marker = (
-                vol.Optional(key, default=current)
-                if isinstance(current, bool)
-                else vol.Optional(key, description={"suggested_value": current})
+                vol.Optional(key, description=description)
+                if live_field.default is None
+                else vol.Optional(key, description=description, default=live_field.default)
             )
-            schema[marker] = factory()
+            schema[marker] = live_field.selector(caps)
         return self.async_show_form(
             step_id="live",
             data_schema=vol.Schema(schema),

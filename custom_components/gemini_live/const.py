@@ -50,6 +50,7 @@ CONF_VOCABULARY: Final = "vocabulary"  # extra phrases for the input transcripti
 CONF_SMART_TRANSCRIPTION: Final = "smart_transcription"
 CONF_PROACTIVE_VIDEO: Final = "proactive_video"
 CONF_CURRENCY: Final = "currency"
+SECTION_COSTS: Final = "costs"  # the agent form's section with the currency and prices
 CONF_PRICE_INPUT_TEXT: Final = "price_input_text"
 CONF_PRICE_INPUT_AUDIO: Final = "price_input_audio"
 CONF_PRICE_OUTPUT_TEXT: Final = "price_output_text"

@@ -1,9 +1,12 @@
-"""Repair issues raised by Live session failures, and the fix flow for a missing model.
+"""Repair issues raised by Live session failures or split assistants, and their fix flows.
 
 * ``model_not_found`` (per agent, fixable): the agent's model does not exist (any more) or does
   not support the Live API. The fix switches the agent to ``DEFAULT_MODEL``.
 * ``quota_exceeded`` (per API key, warning, not fixable): the key's quota is exhausted. Deleted by
   the next successful turn.
+* ``mixed_pipeline`` (per assistant, warning, fixable; kept up to date by assistant.py): the
+  assistant uses our STT, conversation agent or TTS without the other two of the same agent. The
+  fix makes it use all three of one agent.
 
 The conversation agent calls ``async_report_error`` when a turn fails with a LiveError and
 ``async_clear_issues`` after a successful turn.
@@ -13,12 +16,20 @@ from __future__ import annotations
 
 from typing import Final
 
+from homeassistant.components.assist_pipeline import async_get_pipelines
 from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 import probatio as vol
 
+from .assistant import (
+    ISSUE_MIXED_PIPELINE,
+    async_use_agent,
+    fix_target,
+    issue_placeholders,
+    our_engines,
+)
 from .const import CONF_MODEL, DOMAIN, LOGGER
 from .live.errors import LiveError, ModelNotFoundError, QuotaExceededError
 from .live.models import DEFAULT_MODEL
@@ -127,12 +138,50 @@ class ModelNotFoundRepairFlow(RepairsFlow):
         )
 
 
+class MixedPipelineRepairFlow(RepairsFlow):
+    """Make an assistant use one agent's STT, conversation agent and TTS."""
+
+    def __init__(self, pipeline_id: str) -> None:
+        """Remember which assistant the issue is about."""
+        super().__init__()
+        self._pipeline_id = pipeline_id
+
+    async def async_step_init(self, user_input: dict[str, str] | None = None) -> RepairsFlowResult:
+        """Start: confirm the change."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Show which agent the assistant will use; on submit rewire it."""
+        pipeline = next(
+            (p for p in async_get_pipelines(self.hass) if p.id == self._pipeline_id), None
+        )
+        if pipeline is None:
+            return self.async_abort(reason="pipeline_removed")
+        ours = our_engines(self.hass)
+        if (target := fix_target(ours, pipeline)) is None:
+            return self.async_abort(reason="pipeline_fixed")
+        placeholders = issue_placeholders(ours, pipeline, target)
+        if user_input is not None:
+            if not await async_use_agent(self.hass, pipeline, target):
+                return self.async_abort(
+                    reason="agent_unavailable", description_placeholders=placeholders
+                )
+            return self.async_create_entry(data={})
+        return self.async_show_form(
+            step_id="confirm", data_schema=vol.Schema({}), description_placeholders=placeholders
+        )
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant,
     issue_id: str,
     data: dict[str, str | int | float | None] | None,
 ) -> RepairsFlow:
-    """Create the fix flow of a fixable issue (only ``model_not_found`` is fixable)."""
+    """Create the fix flow of a fixable issue (``model_not_found``, ``mixed_pipeline``)."""
     if issue_id.startswith(f"{ISSUE_MODEL_NOT_FOUND}_") and data is not None:
         return ModelNotFoundRepairFlow(str(data["entry_id"]), str(data["subentry_id"]))
+    if issue_id.startswith(f"{ISSUE_MIXED_PIPELINE}_") and data is not None:
+        return MixedPipelineRepairFlow(str(data["pipeline_id"]))
     raise ValueError(f"unknown fixable issue {issue_id}")

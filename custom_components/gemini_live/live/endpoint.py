@@ -21,6 +21,8 @@ def check_base_url(base_url: str) -> str:
     port in range (``http://127.0.0.1:8765``, ``wss://proxy.example/live``).
     """
     url = base_url.strip().rstrip("/")
+    if any(char.isspace() for char in url):
+        raise InvalidEndpointError(f"invalid endpoint URL {url!r}: it contains spaces")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a non-numeric or out-of-range port

@@ -1,0 +1,1 @@
+"""The real-browser test: Chromium driven by Selenium against the served demo."""
