@@ -67,7 +67,7 @@ async def test_demo_offline(tmp_path: Path, socket_enabled: None) -> None:
         out,
     ), out
     assert 'using the assistant "Gemini Live"' in out
-    assert "Transcript:      turn on the kitchen light  (scripted" in out
+    assert "transcript:      turn on the kitchen light  (scripted" in out.lower()
     assert "Tool call:       intent__HassTurnOn({'name': 'kitchen light'})" in out
     assert "Tool result:     intent__HassTurnOn: success {" in out
     reply = re.search(r"^Reply text:      (.+)$", out, re.MULTILINE)

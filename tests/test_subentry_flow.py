@@ -41,10 +41,14 @@ COMMON = {
     "compression_trigger_tokens",
     "compression_target_tokens",
     "google_search",
+    "vocabulary",
+    "smart_transcription",
 }
 # Written out by hand from the model table in docs/design.md (not derived from the code).
 EXPECTED_LIVE_OPTIONS = {
-    "gemini-3.8-live": COMMON,
+    "gemini-3.8-live": COMMON | {"proactive_video"},
+    "gemini-3.8-live-extended-thinking": COMMON
+    | {"thinking_level", "include_thoughts", "proactive_video"},
     "gemini-3.1-flash-live-preview": COMMON | {"thinking_level", "include_thoughts"},
     "gemini-2.5-flash-native-audio-preview-12-2025": COMMON
     | {
@@ -53,6 +57,7 @@ EXPECTED_LIVE_OPTIONS = {
         "include_thoughts",
         "affective_dialog",
         "proactive_audio",
+        "proactive_video",
     },
     "gemini-2.5-flash-native-audio-preview-09-2025": COMMON
     | {
@@ -61,6 +66,7 @@ EXPECTED_LIVE_OPTIONS = {
         "include_thoughts",
         "affective_dialog",
         "proactive_audio",
+        "proactive_video",
     },
 }
 

@@ -347,7 +347,8 @@ LIVE_FIELDS: dict[str, LiveField] = {
     ),
     CONF_GOOGLE_SEARCH: LiveField(lambda _caps: BooleanSelector(), False),
     CONF_SMART_TRANSCRIPTION: LiveField(lambda _caps: BooleanSelector(), False),
-    CONF_VOCABULARY: LiveField(lambda _caps: TextSelector(TextSelectorConfig(multiple=True))),
+    # Empty: only the home's names (see runtime/vocabulary.py), not "the service decides".
+    CONF_VOCABULARY: LiveField(lambda _caps: TextSelector(TextSelectorConfig(multiple=True)), []),
 }
 
 
@@ -451,7 +452,9 @@ class AgentSubentryFlow(ConfigSubentryFlow):
                 ): EntitySelector(
                     EntitySelectorConfig(domain=["media_player", "assist_satellite"])
                 ),
-                vol.Required(SECTION_COSTS): section(self._costs_schema(), {"collapsed": True}),
+                vol.Optional(SECTION_COSTS, default={}): section(
+                    self._costs_schema(), {"collapsed": True}
+                ),
             }
         )
         return self.async_show_form(step_id="agent", data_schema=vol.Schema(schema))
