@@ -123,6 +123,7 @@ _MP_CMD_PAUSE: Final = 1
 _MP_CMD_STOP: Final = 2
 _MP_CMD_MUTE: Final = 3
 _MP_CMD_UNMUTE: Final = 4
+_MP_CMD_ENQUEUE: Final = 8
 
 PURPOSE_DEFAULT: Final = 0
 PURPOSE_ANNOUNCEMENT: Final = 1
@@ -1594,13 +1595,19 @@ class EsphomeSatellite:
         self._spawn(self._announce(conn, announcement), "esphome device announce")
 
     async def _announce(self, conn: _Connection, announcement: Announcement) -> None:
-        """Play the pre-announcement and the announcement, then report (and maybe listen)."""
+        """Play the pre-announcement and the announcement, then report (and maybe listen).
+
+        As the firmware: the pre-announcement replaces what plays, the announcement is
+        enqueued (it plays after a reply still playing).
+        """
         for url, purpose in (
             (announcement.preannounce_media_id, "preannounce"),
             (announcement.media_id, "announce"),
         ):
             if not url:
                 continue
+            if purpose == "announce":
+                await self._wait_playing()
             playback = self._play(url, purpose)
             announcement.playbacks.append(playback)
             await playback._done.wait()
@@ -1636,10 +1643,14 @@ class EsphomeSatellite:
     def _on_media_command(self, conn: _Connection, message: Message, now: float) -> None:
         if _f(message, "has_volume"):
             self._volume = float(_f(message, "volume"))
+        command = int(_f(message, "command")) if _f(message, "has_command") else None
         if _f(message, "has_media_url"):
-            self.media_plays.append(self._play(str(_f(message, "media_url")), "media"))
-        if _f(message, "has_command"):
-            command = int(_f(message, "command"))
+            url = str(_f(message, "media_url"))
+            if command == _MP_CMD_ENQUEUE:
+                self._spawn(self._enqueue_media(url), "esphome device enqueue")
+            else:
+                self.media_plays.append(self._play(url, "media"))
+        elif command is not None:
             if command in (_MP_CMD_STOP, _MP_CMD_PAUSE):
                 self._stop_playback()
             elif command == _MP_CMD_MUTE:
@@ -1647,6 +1658,15 @@ class EsphomeSatellite:
             elif command == _MP_CMD_UNMUTE:
                 self._muted = False
         conn.send(self._media_state_message())
+
+    async def _wait_playing(self) -> None:
+        """Wait until nothing plays (an enqueued URL plays after the current one)."""
+        while (playing := self._current_playback) is not None and not playing.done:
+            await playing._done.wait()
+
+    async def _enqueue_media(self, url: str) -> None:
+        await self._wait_playing()
+        self.media_plays.append(self._play(url, "media"))
 
     def _play(
         self, url: str, purpose: str, on_first_audio: Callable[[], None] | None = None

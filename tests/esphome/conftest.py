@@ -26,7 +26,12 @@ import numpy as np
 import pytest
 
 from devtools.esphome_satellite import EsphomeSatellite
-from devtools.ha_esphome import EsphomeWiring, remove_esphome_satellite, wire_esphome_satellite
+from devtools.ha_esphome import (
+    EsphomeWiring,
+    remove_esphome_satellite,
+    serve_http,
+    wire_esphome_satellite,
+)
 from devtools.ha_voice import setup_ffmpeg
 from devtools.wyoming_satellite import load_wav_pcm16k
 
@@ -62,6 +67,12 @@ def tts_cache_dir(tmp_path: Path) -> Iterator[Path]:
 async def ffmpeg_setup(hass: HomeAssistant, setup_homeassistant: None) -> str:
     """HA's ffmpeg integration with imageio-ffmpeg's binary; returns its path."""
     return await setup_ffmpeg(hass)
+
+
+@pytest.fixture(autouse=True)
+async def http_server(hass: HomeAssistant, ffmpeg_setup: str, disable_http_server: None) -> str:
+    """HA's HTTP server on 127.0.0.1 (free port), before anything sets http up on 8123."""
+    return await serve_http(hass)
 
 
 @pytest.fixture
