@@ -44,8 +44,14 @@ def disable_http_server() -> None:
 
 
 @pytest.fixture(autouse=True)
-def esphome_network_mocks(mock_async_zeroconf: MagicMock, enable_bluetooth: None) -> None:
-    """No multicast, no Bluetooth adapter: phcc's zeroconf and bluetooth mocks."""
+def esphome_network_mocks(
+    http_server: str, mock_async_zeroconf: MagicMock, enable_bluetooth: None
+) -> None:
+    """No multicast, no Bluetooth adapter: phcc's zeroconf and bluetooth mocks.
+
+    After ``http_server``: bluetooth pulls ``http`` in (through usb on HA 2026.11), which
+    would otherwise listen on 8123 on every interface.
+    """
 
 
 @pytest.fixture

@@ -187,6 +187,10 @@ async def test_follow_up_question_keeps_listening(
 ) -> None:
     """Gemini asks a question: the device listens again by itself, in the same conversation."""
     await wire(voice_pe)
+    # The question is paced in real time (~2.5 s): the device listens again only after it
+    # played, later than HA's WAKE_WORD_COOLDOWN (the follow-up repeats the wake word phrase,
+    # as the firmware does, and HA drops a repeat within 2 s).
+    emulator.config.pace = 1.0
     emulator.config.scenario = Scenario.from_dict(
         {
             "turns": [
@@ -194,7 +198,7 @@ async def test_follow_up_question_keeps_listening(
                     "match": "audio",
                     "transcript": transcripts[0],
                     "steps": [
-                        {"say": "For how long?"},
+                        {"say": "For how long would you like the timer to run?"},
                         {"end": {"turnCompleteReason": "NEED_MORE_INPUT", "waitingForInput": True}},
                     ],
                 },
@@ -207,9 +211,7 @@ async def test_follow_up_question_keeps_listening(
         }
     )
     voice_pe.queue_speech(speech("whats_the_time"))  # what the user answers, no wake word
-    # Spoken in real time: the follow-up (which repeats the wake word phrase, as the firmware
-    # does) comes after HA's WAKE_WORD_COOLDOWN, as it does with a person speaking.
-    first = await voice_pe.run(speech("whats_the_time"))
+    first = await voice_pe.run(speech("whats_the_time"), realtime=False)
 
     assert first.ok, first.summary()
     assert first.continue_conversation
