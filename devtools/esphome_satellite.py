@@ -64,9 +64,15 @@ from typing import Any, ClassVar, Final, Self
 
 from aioesphomeapi import api_options_pb2, api_pb2
 import aiohttp
-from google.protobuf.descriptor import Descriptor, FileDescriptor
-from google.protobuf.message import DecodeError, Message
-from noise.connection import NoiseConnection
+from google.protobuf.descriptor import (  # type: ignore[import-untyped, unused-ignore]
+    Descriptor,
+    FileDescriptor,
+)
+from google.protobuf.message import (  # type: ignore[import-untyped, unused-ignore]
+    DecodeError,
+    Message,
+)
+from noise.connection import NoiseConnection  # type: ignore[import-untyped, unused-ignore]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -194,7 +200,7 @@ def _message_tables() -> tuple[dict[str, int], dict[int, type[Message]]]:
     by_id: dict[int, type[Message]] = {}
     for name in _API_FILE.message_types_by_name:
         cls: type[Message] = getattr(api_pb2, name)
-        options = _descriptor(cls).GetOptions()  # type: ignore[no-untyped-call]
+        options = _descriptor(cls).GetOptions()  # type: ignore[no-untyped-call, unused-ignore]
         msg_id = int(options.Extensions[_ID_OPTION])
         if msg_id:
             by_name[name] = msg_id
@@ -220,7 +226,7 @@ def _msg(type_name: str, /, **fields: Any) -> Message:
 
 
 def _serialize(message: Message) -> bytes:
-    data: bytes = message.SerializeToString(deterministic=True)  # type: ignore[no-untyped-call]
+    data: bytes = message.SerializeToString(deterministic=True)  # type: ignore[no-untyped-call, unused-ignore]
     return data
 
 
@@ -1249,7 +1255,7 @@ class EsphomeSatellite:
         message = cls()
         name = _descriptor(cls).name
         try:
-            message.ParseFromString(body)  # type: ignore[no-untyped-call]
+            message.ParseFromString(body)  # type: ignore[no-untyped-call, unused-ignore]
         except DecodeError:
             _LOGGER.debug("Dropping malformed %s", name)
             return
