@@ -13,10 +13,12 @@ Voice PE's announcement format) -> HTTP -> the device, which GETs the URL when H
   (past the FLAC header) reached the device (everything our bridge and HA add);
 - ``eos_ms``: the device sent its last speech chunk -> that first audio byte, minus the
   emulator's end-of-speech window (the decision the service itself takes);
-- ``where_ms`` (medians) splits ``added``: ``ours`` = emulator frame -> first input HA's ffmpeg
-  got after it (our agent + TTS stream + HA's TTS plumbing), ``ffmpeg`` = that -> the first
-  FLAC audio byte HA read from ffmpeg, ``http`` = that -> the device. HA's ffmpeg process is
-  observed by wrapping ``asyncio.create_subprocess_exec`` (timestamps only).
+- ``where_ms`` (medians) splits ``added``: ``get`` = emulator frame -> the device's GET of the
+  reply URL (HA's ``tts_start_streaming``, right after our STT ends), ``ffmpeg_in`` = GET -> the
+  first input HA's ffmpeg got after the emulator's frame (HA spawns ffmpeg for the request;
+  our TTS stream; HA's TTS plumbing), ``ffmpeg`` = that -> the first FLAC audio byte HA read
+  from ffmpeg, ``http`` = that -> the device. HA's ffmpeg process is observed by wrapping
+  ``asyncio.create_subprocess_exec`` (timestamps only).
 
 A second device announcing SPEAKER (HA streams the reply as PCM over the API after
 ``TTS_END``, e.g. an ESP32-S3-BOX) is measured too (``satellite=esphome-speaker``).
@@ -183,6 +185,7 @@ async def _bench_device(
         assert (len(reply) > 60) == (kind == "long")
         added: list[float] = []
         eos: list[float] = []
+        get: list[float] = []
         ours: list[float] = []
         ffmpeg: list[float] = []
         http: list[float] = []
@@ -201,9 +204,15 @@ async def _bench_device(
                 continue
             added.append((first - sent) * 1000)
             eos.append((first - result.speech_end_sent_at) * 1000 - SILENCE_MS)
-            if probe is not None and (split := probe.around(sent, first)) is not None:
+            playback = result.playback
+            if (
+                probe is not None
+                and playback is not None
+                and (split := probe.around(sent, first)) is not None
+            ):
                 ffmpeg_in, ffmpeg_out = split
-                ours.append((ffmpeg_in - sent) * 1000)
+                get.append((playback.requested_at - sent) * 1000)
+                ours.append((ffmpeg_in - playback.requested_at) * 1000)
                 ffmpeg.append((ffmpeg_out - ffmpeg_in) * 1000)
                 http.append((first - ffmpeg_out) * 1000)
         lines.append(
@@ -214,7 +223,8 @@ async def _bench_device(
         if ours:
             lines.append(
                 f"ha={HA_VERSION} satellite={label} reply={kind} where_ms "
-                f"ours_p50={statistics.median(ours):.1f} "
+                f"get_p50={statistics.median(get):.1f} "
+                f"ffmpeg_in_p50={statistics.median(ours):.1f} "
                 f"ffmpeg_p50={statistics.median(ffmpeg):.1f} "
                 f"http_p50={statistics.median(http):.1f} (n={len(ours)})"
             )
