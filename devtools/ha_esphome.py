@@ -54,6 +54,7 @@ async def serve_http(hass: HomeAssistant, host: str = "127.0.0.1") -> str:
         assert await async_setup_component(
             hass, "http", {"http": {"server_host": [host], "server_port": _free_port(host)}}
         )
+        await _confirm_http_config(hass)
     server = hass.http
     if server.runner is None:
         await server.start()
@@ -61,6 +62,23 @@ async def serve_http(hass: HomeAssistant, host: str = "127.0.0.1") -> str:
     if hass.config.internal_url != base:
         await hass.config.async_update(internal_url=base)
     return base
+
+
+async def _confirm_http_config(hass: HomeAssistant) -> None:
+    """Confirm the HTTP config we just applied, as a user does once HA answers on it.
+
+    HA 2026.10+ applies a new HTTP config as a trial and, unless confirmed within 5 minutes,
+    reverts it with a restart (which a long benchmark would otherwise run into).
+    """
+    try:
+        from homeassistant.components.http.config import (  # noqa: PLC0415 - 2026.10+ only
+            async_get_and_load_store,
+        )
+    except ImportError:
+        return
+    store = await async_get_and_load_store(hass)
+    if store.pending is not None:
+        await store.async_promote_pending()
 
 
 async def add_esphome_satellite(
