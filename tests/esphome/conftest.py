@@ -76,7 +76,9 @@ async def ffmpeg_setup(hass: HomeAssistant, setup_homeassistant: None) -> str:
 
 
 @pytest.fixture(autouse=True)
-async def http_server(hass: HomeAssistant, ffmpeg_setup: str, disable_http_server: None) -> str:
+async def http_server(
+    hass: HomeAssistant, ffmpeg_setup: str, disable_http_server: None, socket_enabled: None
+) -> str:
     """HA's HTTP server on 127.0.0.1 (free port), before anything sets http up on 8123."""
     return await serve_http(hass)
 
