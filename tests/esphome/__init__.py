@@ -1,0 +1,1 @@
+"""ESPHome voice satellites end to end, over the real native API."""
