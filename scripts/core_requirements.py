@@ -20,6 +20,7 @@ ROOTS = (
     "esphome",
     "ffmpeg",
     "frontend",
+    "hassio",  # esphome -> bluetooth -> usb imports its models (HA 2026.11)
     "light",
     "media_player",
     "stt",

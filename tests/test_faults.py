@@ -13,17 +13,29 @@ from typing import Any
 from homeassistant.components import conversation
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import Context, HomeAssistant, ServiceCall
-from homeassistant.helpers import intent
+from homeassistant.helpers import chat_session, intent
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.gemini_live.const import DOMAIN
+from custom_components.gemini_live.const import CONF_MODEL, DOMAIN
 from custom_components.gemini_live.runtime.voice_run import VoiceRun
-from live_emulator import LiveEmulator, Scenario
+from live_emulator import Fault, LiveEmulator, Scenario
 
-from .conftest import TEST_API_KEY
+from .conftest import TEST_API_KEY, agent_data
+from .ha_compat import chat_session_kwargs
 
 AGENT = "conversation.gemini_live"
+NATIVE_AUDIO = "gemini-2.5-flash-native-audio-preview-12-2025"  # TEXT replies in the chat
+
+
+def chat(hass: HomeAssistant, conversation_id: str) -> list[Any]:
+    with (
+        chat_session.async_get_chat_session(
+            hass, conversation_id, **chat_session_kwargs()
+        ) as session,
+        conversation.async_get_chat_log(hass, session) as chat_log,
+    ):
+        return list(chat_log.content)
 
 
 async def converse(hass: HomeAssistant, text: str, conversation_id: str | None = None) -> Any:
@@ -145,3 +157,62 @@ async def _wait(predicate: Any, within: float = 10.0) -> None:
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110 - polls records the emulator keeps
             await asyncio.sleep(0.01)
+
+
+async def test_drop_after_a_blocking_call_runs_the_action_once(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    kitchen_light: str,
+    turn_on_calls: list[ServiceCall],
+    emulator: LiveEmulator,
+) -> None:
+    """Issue 9 #1: the connection drops right after the model called an action: HA runs it once,
+    the chat log shows one call, and the user still gets the answer."""
+    emulator.inject(Fault("drop", after="toolCall", nth=1))
+    result = await converse(hass, "turn on the kitchen light")
+    assert result.response.response_type is not intent.IntentResponseType.ERROR
+    assert speech(result)
+    await hass.async_block_till_done()
+    assert len(turn_on_calls) == 1
+    assert len(emulator.connections) >= 3  # key check, the session, its replacement
+    calls = [
+        call
+        for content in chat(hass, result.conversation_id)
+        if isinstance(content, conversation.AssistantContent)
+        for call in content.tool_calls or ()
+    ]
+    assert len(calls) == 1
+    # The resumed model was told what ran, instead of getting the request again.
+    resumed = emulator.connections[-1]
+    notes = [
+        m["clientContent"]["turns"][0]["parts"][0]["text"]
+        for m in resumed.received
+        if "clientContent" in m
+    ]
+    assert any("carried out once" in note for note in notes)
+
+
+@pytest.mark.parametrize("agent_options", [agent_data(**{CONF_MODEL: NATIVE_AUDIO})])
+async def test_drop_mid_reply_gives_one_clean_reply(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+) -> None:
+    """Issue 9 #2: a drop in the middle of a streamed text reply: the user reads one reply."""
+    emulator.inject(Fault("drop", before="text", nth=2))
+    result = await converse(hass, "what did I say")
+    reply = speech(result)
+    assert reply.count("You said") == 1, reply
+    assert reply.startswith("You said")
+
+
+@pytest.mark.parametrize("agent_options", [agent_data(**{CONF_MODEL: "gemini-3.8-live"})])
+async def test_failed_background_action_is_told(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    emulator: LiveEmulator,
+) -> None:
+    """Issue 9 #3 and #5: an action that fails (the entity is missing): the INTERRUPT follow-up
+    reaches the user after the first turn's words, separated by a space."""
+    result = await converse(hass, "turn on the red lamp")  # no such entity
+    reply = speech(result)
+    assert reply.startswith("Okay, working on it. "), reply
+    assert "Sorry, I couldn't" in reply

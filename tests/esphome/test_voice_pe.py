@@ -443,11 +443,6 @@ async def test_device_with_fewer_features(
         assert loud(await reply_samples(result, decode)) > 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the voice session's tools are rendered with device_id=None "
-    "(agent._async_audio_setup), so HA's Assist API leaves out HassStartTimer",
-)
 async def test_timer_reaches_the_device(
     hass: HomeAssistant,
     voice_pe: EsphomeSatellite,

@@ -7,15 +7,16 @@ and voice apart since they differ in response modality), its voice runs and its 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import ssl
 from typing import Any
 
 from homeassistant.components import conversation
+from homeassistant.components.intent import async_device_supports_timers
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import llm
+from homeassistant.helpers import entity_registry as er, llm
 from homeassistant.util.ulid import ulid_now
 
 from ..const import (
@@ -131,18 +132,26 @@ class Agent:
     # ---------------------------------------------------------------- setup
 
     def build(
-        self, chat_log: conversation.ChatLog, *, text_only: bool
+        self,
+        chat_log: conversation.ChatLog,
+        *,
+        text_only: bool,
+        llm_api: llm.APIInstance | None = None,
     ) -> tuple[SetupConfig, ToolSet]:
-        """The Live setup and tools for a chat log whose LLM data was provided."""
+        """The Live setup and tools for a chat log whose LLM data was provided.
+
+        ``llm_api`` (default: the chat log's) is what the function declarations come from.
+        """
         resolution = self.options.get(CONF_MEDIA_RESOLUTION)
         system = chat_log.content[0]
         prompt = system.content if isinstance(system, conversation.SystemContent) else ""
+        llm_api = llm_api or chat_log.llm_api
         tools = ToolSet(
             self.hass,
-            chat_log.llm_api,
+            llm_api,
             self.caps,
             tool_policy(self.options),
-            cameras=exposed_cameras(self.hass) if chat_log.llm_api else (),
+            cameras=exposed_cameras(self.hass) if llm_api else (),
             media_resolution=MediaResolution(resolution) if resolution else None,
         )
         setup = build_setup_config(
@@ -212,7 +221,10 @@ class Agent:
         """Setup + tools for an AUDIO session opened before (or without) a chat log.
 
         The prompt and tools are rendered on a scratch chat log as HA renders them for a turn
-        that has no user (a satellite's).
+        that has no user (a satellite's). The satellite is not known yet (HA tells the STT
+        nothing about it), so the prompt has no area; but a satellite that keeps timers needs
+        HA's timer tools declared, which HA only lists for such a device: the declarations come
+        from a timer device's view of the same APIs (calls then run with the real device).
         """
         scratch = conversation.ChatLog(self.hass, conversation_id)
         context = llm.LLMContext(
@@ -223,7 +235,27 @@ class Agent:
             device_id=None,
         )
         await self.async_provide(scratch, context, None)
-        return self.build(scratch, text_only=False)
+        tools_api = scratch.llm_api
+        if tools_api is not None and (device_id := self._timer_device()) is not None:
+            apis = await self._async_usable_apis(None)
+            if apis:
+                tools_api = await llm.async_get_api(
+                    self.hass, apis, replace(context, device_id=device_id)
+                )
+        return self.build(scratch, text_only=False, llm_api=tools_api)
+
+    def _timer_device(self) -> str | None:
+        """A satellite's device that keeps timers (an ESPHome voice satellite), if any."""
+        entities = er.async_get(self.hass)
+        for state in self.hass.states.async_all("assist_satellite"):
+            entry = entities.async_get(state.entity_id)
+            if (
+                entry
+                and entry.device_id
+                and async_device_supports_timers(self.hass, entry.device_id)
+            ):
+                return entry.device_id
+        return None
 
     # ---------------------------------------------------------------- text turns
 
