@@ -11,9 +11,12 @@ from typing import Any
 
 from .scenario import AwaitResults, Grounding, Say, SayResult, Step, ToolCall
 
+# The target is the words up to the end of the phrase (a quote, punctuation or the end), so a
+# request quoted inside a longer message ("... was: "turn on the lamp". You called ...") names
+# the same target as the request itself.
 _TURN = re.compile(
-    r"\bturn\s+(?P<a>on|off)\s+(?:the\s+)?(?P<t1>.+?)\s*[.!?]*$"
-    r"|\bturn\s+(?:the\s+)?(?P<t2>.+?)\s+(?P<b>on|off)\s*[.!?]*$",
+    r"\bturn\s+(?P<a>on|off)\s+(?:the\s+)?(?P<t1>[^\".,;:!?()]+?)\s*(?=[\".,;:!?()]|$)"
+    r"|\bturn\s+(?:the\s+)?(?P<t2>[^\".,;:!?()]+?)\s+(?P<b>on|off)\b",
     re.IGNORECASE,
 )
 _WHAT_DID_I_ASK = re.compile(r"\bwhat\s+did\s+i\s+(?:just\s+)?(?:ask|say)\b", re.IGNORECASE)

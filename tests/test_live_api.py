@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import chat_session, intent, issue_registry as ir
-from homeassistant.setup import async_setup_component
+from homeassistant.helpers import chat_session, intent, issue_registry as ir, llm
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -64,42 +65,59 @@ def sent(emulator: LiveEmulator) -> list[dict[str, Any]]:
     return [m for c in emulator.connections for m in c.sent]
 
 
+class _SlowTurnOn(llm.Tool):
+    """An action that takes 3 s (a slow device), then turns the light on."""
+
+    name = "SlowTurnOn"
+    description = "Turns on a device (slowly)"
+    parameters = vol.Schema({vol.Required("name"): str})
+
+    async def async_call(
+        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
+    ) -> llm.ToolResult:
+        await asyncio.sleep(3)
+        await hass.services.async_call(
+            "light", "turn_on", {"entity_id": "light.kitchen_light"}, blocking=True
+        )
+        return llm.ToolResult({"success": True})
+
+
+class _SlowAPI(llm.API):
+    def __init__(self, hass: HomeAssistant) -> None:
+        super().__init__(hass=hass, id="gemini_live_slow", name="Slow devices")
+
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        return llm.APIInstance(self, "Slow devices.", llm_context, [_SlowTurnOn()])
+
+
 @pytest.fixture
-async def slow_kitchen_light(hass: HomeAssistant) -> str:
-    """A Kitchen Light whose turn_on takes 3 s (a slow device)."""
-    assert await async_setup_component(
-        hass,
-        "template",
-        {
-            "template": [
-                {
-                    "light": [
-                        {
-                            "name": "Kitchen Light",
-                            "turn_on": [{"delay": 3}],
-                            "turn_off": [],
-                        }
-                    ]
-                }
-            ]
-        },
-    )
-    await hass.async_block_till_done()
-    return "light.kitchen_light"
+def slow_api(hass: HomeAssistant) -> str:
+    llm.async_register_api(hass, _SlowAPI(hass))
+    return "gemini_live_slow"
 
 
 @pytest.mark.parametrize(
-    "agent_options", [agent_data(**{CONF_MODEL: EXTENDED, CONF_THINKING_LEVEL: "LOW"})]
+    "agent_options",
+    [
+        agent_data(
+            **{
+                CONF_MODEL: EXTENDED,
+                CONF_THINKING_LEVEL: "LOW",
+                CONF_LLM_HASS_API: ["gemini_live_slow"],
+            }
+        )
+    ],
 )
+@pytest.mark.usefixtures("slow_api")
 async def test_extended_thinking_voice_request_with_a_slow_tool(
-    hass: HomeAssistant, slow_kitchen_light: str, pipeline_id: str, emulator: LiveEmulator
+    hass: HomeAssistant, kitchen_light: str, pipeline_id: str, emulator: LiveEmulator
 ) -> None:
     """Filler while the 3 s tool runs (IN_PROGRESS), the answer after its result, then IDLE:
     the voice turn, the satellite's stream and the chat turn stay open until IDLE."""
     emulator.queue_transcripts("turn on the kitchen light")
     events, audio = await run_voice(hass, pipeline_id, tone(0.8))
     assert not of(events, PipelineEventType.ERROR)
-    assert hass.states.get(slow_kitchen_light).state == "on"
+    assert hass.states.get(kitchen_light).state == "on"
     # The emulator's side: filler turn IN_PROGRESS, our result, the answer turn IDLE.
     statuses = [
         m["serverContent"].get("interactionStatus")
