@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 import json
+import os
 import time
 from typing import Any
 
@@ -174,12 +175,13 @@ def bench_replay_log(chunk_ms: int = 20, window: int = 200) -> list[str]:
 
 
 def main() -> None:
-    """Print protocol and resampler numbers in one run."""
-    for line in bench_protocol():
+    """Print protocol and resampler numbers in one run (BENCH_QUICK=1: fewer iterations)."""
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    for line in bench_protocol(300 if quick else 3000):
         print(line, flush=True)
-    for line in bench_replay_log():
+    for line in bench_replay_log(window=20 if quick else 200):
         print(line, flush=True)
-    for line in bench_resampler():
+    for line in bench_resampler(seconds=1.0 if quick else 10.0):
         print(line, flush=True)
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import hashlib
 import json
 import re
+import ssl
 from types import TracebackType
 from typing import Any
 
@@ -102,11 +103,17 @@ class LiveEmulator:
     """
 
     def __init__(
-        self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: EmulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        """Create the emulator; nothing listens until :meth:`start`."""
+        """Create the emulator; nothing listens until :meth:`start` (TLS with ``ssl_context``)."""
         self.config = config or EmulatorConfig()
         self.host = host
+        self._ssl = ssl_context
         self._requested_port = port
         self.port = 0
         self.connections: list[ConnectionRecord] = []
@@ -124,13 +131,13 @@ class LiveEmulator:
 
     @property
     def ws_url(self) -> str:
-        """Base websocket URL, e.g. ``ws://127.0.0.1:PORT``."""
-        return f"ws://{self.host}:{self.port}"
+        """Base websocket URL, e.g. ``ws://127.0.0.1:PORT`` (``wss://`` with TLS)."""
+        return f"{'wss' if self._ssl else 'ws'}://{self.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
         """Base HTTP URL (the SDK's ``base_url``), e.g. ``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> None:
         """Start listening."""
@@ -140,7 +147,9 @@ class LiveEmulator:
             app, handle_signals=False, shutdown_timeout=1.0, access_log=None
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._requested_port)
+        site = web.TCPSite(
+            self._runner, self.host, self._requested_port, ssl_context=self._ssl
+        )
         await site.start()
         server = site._server  # aiohttp has no public accessor
         assert server is not None

@@ -7,9 +7,18 @@ faults over real sockets, a reload, a revoked key) and checks the user-visible o
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+import ipaddress
 import logging
+from pathlib import Path
+import ssl
 from typing import Any
+from unittest.mock import patch
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from homeassistant.components import conversation
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import Context, HomeAssistant, ServiceCall
@@ -17,14 +26,15 @@ from homeassistant.helpers import chat_session, intent
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.gemini_live.const import CONF_MODEL, DOMAIN
+from custom_components.gemini_live.const import CONF_MODEL, DOMAIN, SUBENTRY_AGENT
 from custom_components.gemini_live.runtime.voice_run import VoiceRun
-from live_emulator import Fault, LiveEmulator, Scenario
+from live_emulator import EmulatorConfig, Fault, LiveEmulator, Scenario
 
 from .conftest import TEST_API_KEY, agent_data
 from .ha_compat import chat_session_kwargs
 
 AGENT = "conversation.gemini_live"
+VALIDATION = "custom_components.gemini_live.validation"
 NATIVE_AUDIO = "gemini-2.5-flash-native-audio-preview-12-2025"  # TEXT replies in the chat
 
 
@@ -224,3 +234,88 @@ async def test_failed_background_action_is_told(
     reply = speech(result)
     assert reply.startswith("Okay, working on it. "), reply
     assert "Sorry, I couldn't" in reply
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for the emulator and a client context trusting it (made off the loop)."""
+    cert, key = _self_signed(tmp_path)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+async def test_tls_sessions_block_nothing_in_the_event_loop(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    ha_reports_about_us: list[str],
+) -> None:
+    """Issue 9 #8: over TLS (wss), the credential check, a turn and a reconnect load no
+    certificates in the event loop: HA's blocking-call detector (on in every test) stays silent.
+
+    The client context stands in for HA's preloaded default one (the test certificate is not
+    in certifi's bundle); what matters is that one is passed and none is made in the loop.
+    """
+    server_ctx, client_ctx = tls_contexts
+    emulator_cfg = EmulatorConfig(api_keys=frozenset({TEST_API_KEY}), pace=0.0)
+    async with LiveEmulator(emulator_cfg, ssl_context=server_ctx) as emu:
+        assert emu.http_url.startswith("https://")
+        with patch(
+            "custom_components.gemini_live.validation.get_default_context", return_value=client_ctx
+        ):
+            entry = MockConfigEntry(
+                domain=DOMAIN,
+                data={"api_key": TEST_API_KEY, "endpoint": emu.http_url},
+                version=2,
+                minor_version=1,
+                subentries_data=[
+                    {
+                        "subentry_type": SUBENTRY_AGENT,
+                        "data": agent_data(),
+                        "title": "Gemini Live",
+                        "unique_id": None,
+                    }
+                ],
+            )
+            entry.add_to_hass(hass)
+            assert await hass.config_entries.async_setup(entry.entry_id)
+            emu.inject(Fault("drop", after="turnComplete", nth=1))
+            for text in ("hello", "hello again"):
+                assert speech(await converse(hass, text))
+            assert len(emu.connections) >= 3  # the check, the session, its reconnect
+            assert await hass.config_entries.async_unload(entry.entry_id)
+            await hass.async_block_till_done()
+    assert ha_reports_about_us == []
