@@ -452,7 +452,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
                 ): EntitySelector(
                     EntitySelectorConfig(domain=["media_player", "assist_satellite"])
                 ),
-                vol.Optional(SECTION_COSTS, default={}): section(
+                vol.Optional(SECTION_COSTS): section(
                     self._costs_schema(), {"collapsed": True}
                 ),
             }
