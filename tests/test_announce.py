@@ -129,6 +129,17 @@ async def test_announce_validates_targets(
             blocking=True,
         )
     assert err.value.translation_key == "bad_target"
+    # A satellite that cannot announce (no ANNOUNCE feature), and a player that does not exist.
+    hass.states.async_set("assist_satellite.mute_box", "idle", {"supported_features": 0})
+    for target in ("assist_satellite.mute_box", "media_player.nowhere"):
+        with pytest.raises(ServiceValidationError) as err:
+            await hass.services.async_call(
+                DOMAIN,
+                "announce",
+                {"agent": "conversation.gemini_live", "prompt": "x", "targets": [target]},
+                blocking=True,
+            )
+        assert err.value.translation_key == "cannot_play"
 
 
 LATER = agent_data(success_scheduling="WHEN_IDLE", announce_target="media_player.kitchen_speaker")

@@ -12,6 +12,7 @@ from .errors import session_error
 from .live.errors import LiveError
 from .repairs import async_report_error
 from .runtime.agent import Agent
+from .runtime.playback import can_play
 
 SERVICE_ANNOUNCE = "announce"
 ATTR_AGENT = "agent"
@@ -53,6 +54,12 @@ async def _async_announce(call: ServiceCall) -> ServiceResponse:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="bad_target",
+                translation_placeholders={"entity_id": target},
+            )
+        if not can_play(call.hass, target):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="cannot_play",
                 translation_placeholders={"entity_id": target},
             )
     try:

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from aiohttp import web
 from homeassistant.components import tts
+from homeassistant.components.assist_satellite import AssistSatelliteEntityFeature
 from homeassistant.components.media_player.browse_media import async_process_play_media_url
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -154,6 +155,18 @@ def async_stream_url(hass: HomeAssistant, stream: PcmStream) -> str:
     return streams.add(stream)
 
 
+@callback
+def can_play(hass: HomeAssistant, entity_id: str) -> bool:
+    """Whether ``entity_id`` can play our audio: a media player, or a satellite that announces."""
+    state = hass.states.get(entity_id)
+    if state is None:
+        return False
+    if entity_id.startswith("assist_satellite."):
+        features = int(state.attributes.get("supported_features", 0))
+        return bool(features & AssistSatelliteEntityFeature.ANNOUNCE)
+    return entity_id.startswith("media_player.")
+
+
 async def async_play(
     hass: HomeAssistant, stream: PcmStream, targets: Iterable[str], message: str = ""
 ) -> None:
@@ -205,7 +218,7 @@ class LaterReplies:
             case AudioOut(data=data):
                 if self._stream is None:
                     self._stream = PcmStream()
-                    targets = self._targets()
+                    targets = [t for t in self._targets() if can_play(self._hass, t)]
                     LOGGER.debug("Later reply: playing on %s", targets)
                     if targets:
                         self._entry.async_create_background_task(
