@@ -22,7 +22,6 @@ import asyncio
 from dataclasses import dataclass
 import socket
 
-from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
 from homeassistant.config_entries import SOURCE_USER, ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -31,7 +30,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 
 from devtools.esphome_satellite import EsphomeSatellite
-from devtools.ha_voice import FFMPEG_DOMAIN, setup_ffmpeg
+from devtools.ha_voice import FFMPEG_DOMAIN, select_pipeline, setup_ffmpeg
 
 ESPHOME_DOMAIN = "esphome"
 CONF_NOISE_PSK = "noise_psk"
@@ -178,17 +177,7 @@ def device_id(hass: HomeAssistant, entry: ConfigEntry) -> str:
 
 async def use_pipeline(hass: HomeAssistant, entry: ConfigEntry, pipeline_id: str) -> None:
     """Select pipeline ``pipeline_id`` on the device's pipeline select."""
-    pipeline = async_get_pipeline(hass, pipeline_id)
-    entity_id = pipeline_select_entity_id(hass, entry)
-    await hass.services.async_call(
-        "select",
-        "select_option",
-        {"entity_id": entity_id, "option": pipeline.name},
-        blocking=True,
-    )
-    state = hass.states.get(entity_id)
-    if state is None or state.state != pipeline.name:
-        raise RuntimeError(f"{entity_id} did not select {pipeline.name!r}: {state}")
+    await select_pipeline(hass, pipeline_select_entity_id(hass, entry), pipeline_id)
 
 
 @dataclass(frozen=True, slots=True)

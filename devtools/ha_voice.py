@@ -164,8 +164,12 @@ async def create_pipeline(
 
 async def use_pipeline(hass: HomeAssistant, sat_entry: ConfigEntry, pipeline_id: str) -> None:
     """Select pipeline ``pipeline_id`` on the satellite's pipeline select entity."""
+    await select_pipeline(hass, pipeline_select_entity_id(hass, sat_entry), pipeline_id)
+
+
+async def select_pipeline(hass: HomeAssistant, entity_id: str, pipeline_id: str) -> None:
+    """Select pipeline ``pipeline_id`` on a satellite's pipeline ``select`` entity (checked)."""
     pipeline = async_get_pipeline(hass, pipeline_id)
-    entity_id = pipeline_select_entity_id(hass, sat_entry)
     await hass.services.async_call(
         "select",
         "select_option",

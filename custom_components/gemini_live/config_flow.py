@@ -452,9 +452,7 @@ class AgentSubentryFlow(ConfigSubentryFlow):
                 ): EntitySelector(
                     EntitySelectorConfig(domain=["media_player", "assist_satellite"])
                 ),
-                vol.Optional(SECTION_COSTS): section(
-                    self._costs_schema(), {"collapsed": True}
-                ),
+                vol.Optional(SECTION_COSTS): section(self._costs_schema(), {"collapsed": True}),
             }
         )
         return self.async_show_form(step_id="agent", data_schema=vol.Schema(schema))

@@ -68,46 +68,26 @@ class UsageSensorDescription(SensorEntityDescription):
     value_fn: Callable[[Usage, Mapping[str, Any]], float]
 
 
-def _tokens(key: str) -> UsageSensorDescription:
+def _tokens(key: str, attribute: str) -> UsageSensorDescription:
+    """A running token count: ``attribute`` of each usage report."""
     return UsageSensorDescription(
         key=key,
         translation_key=key,
         native_unit_of_measurement="tokens",
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=0,
-        value_fn=lambda usage, _prices: float(getattr(usage, key.removesuffix("_tokens"))),
+        value_fn=lambda usage, _prices: float(getattr(usage, attribute)),
     )
 
 
 DESCRIPTIONS: tuple[UsageSensorDescription, ...] = (
-    UsageSensorDescription(
-        key="prompt_tokens",
-        translation_key="prompt_tokens",
-        native_unit_of_measurement="tokens",
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=0,
-        value_fn=lambda usage, _prices: float(usage.prompt_tokens),
-    ),
-    UsageSensorDescription(
-        key="response_tokens",
-        translation_key="response_tokens",
-        native_unit_of_measurement="tokens",
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=0,
-        value_fn=lambda usage, _prices: float(usage.response_tokens),
-    ),
-    UsageSensorDescription(
-        key="total_tokens",
-        translation_key="total_tokens",
-        native_unit_of_measurement="tokens",
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=0,
-        value_fn=lambda usage, _prices: float(usage.total_tokens),
-    ),
-    _tokens("prompt_audio_tokens"),
-    _tokens("prompt_text_tokens"),
-    _tokens("response_audio_tokens"),
-    _tokens("response_text_tokens"),
+    _tokens("prompt_tokens", "prompt_tokens"),
+    _tokens("response_tokens", "response_tokens"),
+    _tokens("total_tokens", "total_tokens"),
+    _tokens("prompt_audio_tokens", "prompt_audio"),
+    _tokens("prompt_text_tokens", "prompt_text"),
+    _tokens("response_audio_tokens", "response_audio"),
+    _tokens("response_text_tokens", "response_text"),
 )
 COST = UsageSensorDescription(
     key="estimated_cost",
