@@ -8,9 +8,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from homeassistant.components import tts
+from homeassistant.components import conversation, tts
 from homeassistant.config_entries import ConfigEntries
-from homeassistant.core import Context
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import chat_session
 
 # HA 2026.11: config entry methods return None (raising on failure); a core-namespaced
@@ -28,6 +28,17 @@ def chat_session_kwargs(context: Context | None = None) -> dict[str, Any]:
     if "context" in inspect.signature(chat_session.async_get_chat_session).parameters:
         return {"context": context}
     return {}
+
+
+def chat_content(hass: HomeAssistant, conversation_id: str) -> list[Any]:
+    """The chat log of a conversation, as HA keeps it."""
+    with (
+        chat_session.async_get_chat_session(
+            hass, conversation_id, **chat_session_kwargs()
+        ) as session,
+        conversation.async_get_chat_log(hass, session) as chat_log,
+    ):
+        return list(chat_log.content)
 
 
 # HA 2026.11: streaming URLs for audio that no TTS engine made (our later replies, announce).

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 from homeassistant.components import conversation
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import chat_session, intent
+from homeassistant.helpers import intent
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
@@ -22,7 +21,7 @@ from custom_components.gemini_live.options import trim_system_prompt
 from live_emulator import LiveEmulator
 
 from .conftest import agent_data, wait_for
-from .ha_compat import chat_session_kwargs
+from .ha_compat import chat_content
 
 AGENT = "conversation.gemini_live"
 
@@ -34,17 +33,6 @@ async def converse(
     return await conversation.async_converse(
         hass, text, conversation_id, Context(), agent_id=AGENT, language="en"
     )
-
-
-def chat_content(hass: HomeAssistant, conversation_id: str) -> list[Any]:
-    """The chat log of a conversation."""
-    with (
-        chat_session.async_get_chat_session(
-            hass, conversation_id, **chat_session_kwargs()
-        ) as session,
-        conversation.async_get_chat_log(hass, session) as chat_log,
-    ):
-        return list(chat_log.content)
 
 
 def speech(result: conversation.ConversationResult) -> str:

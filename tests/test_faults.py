@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from homeassistant.components import conversation
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import Context, HomeAssistant, ServiceCall
-from homeassistant.helpers import chat_session, intent
+from homeassistant.helpers import intent
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -31,21 +31,11 @@ from custom_components.gemini_live.runtime.voice_run import VoiceRun
 from live_emulator import EmulatorConfig, Fault, LiveEmulator, Scenario
 
 from .conftest import TEST_API_KEY, agent_data
-from .ha_compat import chat_session_kwargs
+from .ha_compat import chat_content
 
 AGENT = "conversation.gemini_live"
 VALIDATION = "custom_components.gemini_live.validation"
 NATIVE_AUDIO = "gemini-2.5-flash-native-audio-preview-12-2025"  # TEXT replies in the chat
-
-
-def chat(hass: HomeAssistant, conversation_id: str) -> list[Any]:
-    with (
-        chat_session.async_get_chat_session(
-            hass, conversation_id, **chat_session_kwargs()
-        ) as session,
-        conversation.async_get_chat_log(hass, session) as chat_log,
-    ):
-        return list(chat_log.content)
 
 
 async def converse(hass: HomeAssistant, text: str, conversation_id: str | None = None) -> Any:
@@ -191,7 +181,7 @@ async def test_drop_after_a_blocking_call_runs_the_action_once(
     assert len(emulator.connections) >= 3  # key check, the session, its replacement
     calls = [
         call
-        for content in chat(hass, result.conversation_id)
+        for content in chat_content(hass, result.conversation_id)
         if isinstance(content, conversation.AssistantContent)
         for call in content.tool_calls or ()
     ]

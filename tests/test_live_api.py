@@ -9,7 +9,7 @@ from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import chat_session, intent, issue_registry as ir, llm
+from homeassistant.helpers import intent, issue_registry as ir, llm
 import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -32,7 +32,7 @@ from custom_components.gemini_live.repairs import model_issue_id
 from live_emulator import LiveEmulator, Scenario
 
 from .conftest import agent_data
-from .ha_compat import chat_session_kwargs
+from .ha_compat import chat_content
 from .test_repairs import repairs, start_fix_flow, submit_fix_flow  # noqa: F401
 from .voice_helpers import of, run_voice, tone
 from .wav_tools import parse_wav
@@ -49,16 +49,6 @@ async def converse(hass: HomeAssistant, text: str) -> conversation.ConversationR
 
 def speech(result: conversation.ConversationResult) -> str:
     return str(result.response.speech["plain"]["speech"])
-
-
-def chat(hass: HomeAssistant, conversation_id: str) -> list[Any]:
-    with (
-        chat_session.async_get_chat_session(
-            hass, conversation_id, **chat_session_kwargs()
-        ) as session,
-        conversation.async_get_chat_log(hass, session) as chat_log,
-    ):
-        return list(chat_log.content)
 
 
 def sent(emulator: LiveEmulator) -> list[dict[str, Any]]:
@@ -158,7 +148,7 @@ async def test_search_sources_are_shown(
     ]
     for chunk in grounding["groundingChunks"]:
         assert f"[{chunk['web']['title']}]({chunk['web']['uri']})" in said
-    last = chat(hass, result.conversation_id)[-1]
+    last = chat_content(hass, result.conversation_id)[-1]
     assert isinstance(last, conversation.AssistantContent)
     assert grounding["groundingChunks"][0]["web"]["uri"] in str(last.content)
 

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import asyncio
 
-from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline import (
     PipelineEventType,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import chat_session
 import numpy as np
 
 from custom_components.gemini_live.tts import PCM_PASSTHROUGH
 from live_emulator import LiveEmulator, Scenario
 
-from .ha_compat import chat_session_kwargs
+from .ha_compat import chat_content
 from .voice_helpers import of, run_voice, tone
 from .wav_tools import parse_wav
 
@@ -142,12 +140,6 @@ async def test_barge_in_stops_the_reply_and_interrupts(
     assert len(second_audio) > 1000
     # The history stays clean (HA 2026.11 writes "Error: ..." for a turn that raised and
     # "(no response)" for one that added nothing): the interrupted run ended normally.
-    with (
-        chat_session.async_get_chat_session(
-            hass, conversation_id, **chat_session_kwargs()
-        ) as session,
-        conversation.async_get_chat_log(hass, session) as chat_log,
-    ):
-        said = [c.content or "" for c in chat_log.content if c.role == "assistant"]
+    said = [c.content or "" for c in chat_content(hass, conversation_id) if c.role == "assistant"]
     assert said
     assert not [text for text in said if text.startswith("Error") or text == "(no response)"]
