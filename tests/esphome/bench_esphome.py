@@ -70,6 +70,13 @@ SPEAKER_FEATURES = (
 )
 
 
+@pytest.fixture(autouse=True)
+async def enable_event_loop_debug() -> None:
+    """Measure the loop as Home Assistant runs it: without asyncio debug mode (phcc's tests
+    turn it on, which records a traceback for every task and callback)."""
+    asyncio.get_running_loop().set_debug(False)
+
+
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     """Instant answers, audio paced in real time, 20 ms audio frames."""
