@@ -147,9 +147,7 @@ class LiveEmulator:
             app, handle_signals=False, shutdown_timeout=1.0, access_log=None
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.host, self._requested_port, ssl_context=self._ssl
-        )
+        site = web.TCPSite(self._runner, self.host, self._requested_port, ssl_context=self._ssl)
         await site.start()
         server = site._server  # aiohttp has no public accessor
         assert server is not None
