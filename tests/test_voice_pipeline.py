@@ -13,7 +13,7 @@ from homeassistant.components.assist_pipeline import (
 from homeassistant.core import HomeAssistant
 import numpy as np
 
-from custom_components.gemini_live.tts import PCM_PASSTHROUGH
+from custom_components.gemini_live.runtime.reply_audio import PREFERRED_FORMAT_PASSTHROUGH
 from live_emulator import LiveEmulator, Scenario
 
 from .ha_compat import chat_content
@@ -45,9 +45,9 @@ async def test_voice_turn_end_to_end(
     assert speech.strip()
     # The TTS stream carries the turn's real audio: on HA 2026.11+ as 16-bit PCM at the rate
     # asked for (none here: Gemini's 24 kHz), which HA passes on without ffmpeg; on 2026.10
-    # as 48 kHz float64, which HA's ffmpeg starts converting at once (see tts.py).
+    # as 48 kHz float64, which HA's ffmpeg starts converting at once (runtime/reply_audio.py).
     wav = parse_wav(audio)
-    if PCM_PASSTHROUGH:
+    if PREFERRED_FORMAT_PASSTHROUGH:
         assert (wav.rate, wav.channels, wav.format_tag, wav.sample_width) == (24000, 1, 1, 2)
         samples = np.frombuffer(wav.pcm, dtype="<i2").astype(np.float64) / 32768
     else:

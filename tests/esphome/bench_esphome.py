@@ -5,8 +5,9 @@ runs per reply kind, default 30; the first run of each kind warms up and is not 
 
 Each run: a simulated Voice PE (Noise-encrypted native API) streams the spoken WAV in real time
 -> HA's esphome -> assist pipeline -> our STT -> Live emulator (answers at once, audio paced in
-real time, 20 ms frames) -> our agent -> our streaming TTS -> HA's ffmpeg (FLAC 48 kHz mono, the
-Voice PE's announcement format) -> HTTP -> the device, which GETs the URL when HA says
+real time, 20 ms frames) -> our agent -> our streaming TTS -> FLAC 48 kHz mono (the Voice PE's
+announcement format; HA's ffmpeg converts our float WAV on 2026.10, our TTS encodes FLAC itself
+on 2026.11+ and HA passes it on) -> HTTP -> the device, which GETs the URL when HA says
 ``tts_start_streaming`` and streams the body as the firmware does.
 
 - ``added_ms``: the emulator wrote its first reply audio frame -> the first FLAC *audio* byte
@@ -18,7 +19,8 @@ Voice PE's announcement format) -> HTTP -> the device, which GETs the URL when H
   first input HA's ffmpeg got after the emulator's frame (HA spawns ffmpeg for the request;
   our TTS stream; HA's TTS plumbing), ``ffmpeg`` = that -> the first FLAC audio byte HA read
   from ffmpeg, ``http`` = that -> the device. HA's ffmpeg process is observed by wrapping
-  ``asyncio.create_subprocess_exec`` (timestamps only).
+  ``asyncio.create_subprocess_exec`` (timestamps only). Runs with no ffmpeg conversion print
+  ``no_ffmpeg_stream`` = GET -> the first audio byte at the device instead.
 
 A second device announcing SPEAKER (HA streams the reply as PCM over the API after
 ``TTS_END``, e.g. an ESP32-S3-BOX) is measured too (``satellite=esphome-speaker``).
@@ -196,6 +198,7 @@ async def _bench_device(
         ours: list[float] = []
         ffmpeg: list[float] = []
         http: list[float] = []
+        direct: list[float] = []  # runs whose reply took no ffmpeg (our FLAC, HA 2026.11+)
         for i in range(RUNS + 1):  # the first run warms up (imports, first ffmpeg spawn)
             emulator.config.scenario = Scenario.from_dict(
                 {"turns": [{"match": "audio", "transcript": "bench", "steps": [{"say": reply}]}]}
@@ -212,13 +215,13 @@ async def _bench_device(
             added.append((first - sent) * 1000)
             eos.append((first - result.speech_end_sent_at) * 1000 - SILENCE_MS)
             playback = result.playback
-            if (
-                probe is not None
-                and playback is not None
-                and (split := probe.around(sent, first)) is not None
-            ):
+            if probe is None or playback is None:
+                continue
+            get.append((playback.requested_at - sent) * 1000)
+            if (split := probe.around(sent, first)) is None:
+                direct.append((first - playback.requested_at) * 1000)
+            else:
                 ffmpeg_in, ffmpeg_out = split
-                get.append((playback.requested_at - sent) * 1000)
                 ours.append((ffmpeg_in - playback.requested_at) * 1000)
                 ffmpeg.append((ffmpeg_out - ffmpeg_in) * 1000)
                 http.append((first - ffmpeg_out) * 1000)
@@ -234,6 +237,12 @@ async def _bench_device(
                 f"ffmpeg_in_p50={statistics.median(ours):.1f} "
                 f"ffmpeg_p50={statistics.median(ffmpeg):.1f} "
                 f"http_p50={statistics.median(http):.1f} (n={len(ours)})"
+            )
+        if direct:
+            lines.append(
+                f"ha={HA_VERSION} satellite={label} reply={kind} where_ms "
+                f"get_p50={statistics.median(get):.1f} "
+                f"no_ffmpeg_stream_p50={statistics.median(direct):.1f} (n={len(direct)})"
             )
     await remove_esphome_satellite(hass, wiring.entry)
     return lines
