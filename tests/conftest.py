@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import logging
 from typing import Any
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
 from homeassistant import block_async_io
 from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE
@@ -101,6 +101,17 @@ def ha_reports_about_us() -> Iterator[list[str]]:
 async def setup_homeassistant(hass: HomeAssistant) -> None:
     """Set up the `homeassistant` core integration (conversation depends on it)."""
     assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Register entities that are disabled by default as enabled (as HA core's fixture)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.const import CONF_LLM_HASS_API
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import intent, issue_registry as ir, llm
+from homeassistant.helpers import entity_registry as er, intent, issue_registry as ir, llm
 import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -178,8 +178,26 @@ async def test_abnormal_turn_end_is_a_clear_message(
     assert message in speech(result)
 
 
+async def test_modality_sensors_are_disabled_by_default(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """The totals and the cost show; the split by modality waits until a user enables it."""
+    registry = er.async_get(hass)
+    for key in ("prompt_tokens", "response_tokens", "total_tokens", "estimated_cost"):
+        entry = registry.async_get(f"sensor.gemini_live_{key}")
+        assert entry is not None
+        assert entry.disabled_by is None
+    for key in ("prompt_audio", "prompt_text", "response_audio", "response_text"):
+        entry = registry.async_get(f"sensor.gemini_live_{key}_tokens")
+        assert entry is not None
+        assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+
+
 async def test_usage_sensors_split_by_modality_and_cost(
-    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: LiveEmulator
+    hass: HomeAssistant,
+    entity_registry_enabled_by_default: None,
+    setup_integration: MockConfigEntry,
+    emulator: LiveEmulator,
 ) -> None:
     """Per-turn usage adds up; audio and text tokens apart; the estimated cost follows."""
     for _ in range(2):

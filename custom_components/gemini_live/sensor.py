@@ -68,11 +68,12 @@ class UsageSensorDescription(SensorEntityDescription):
     value_fn: Callable[[Usage, Mapping[str, Any]], float]
 
 
-def _tokens(key: str, attribute: str) -> UsageSensorDescription:
+def _tokens(key: str, attribute: str, *, enabled: bool = True) -> UsageSensorDescription:
     """A running token count: ``attribute`` of each usage report."""
     return UsageSensorDescription(
         key=key,
         translation_key=key,
+        entity_registry_enabled_default=enabled,
         native_unit_of_measurement="tokens",
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=0,
@@ -80,14 +81,15 @@ def _tokens(key: str, attribute: str) -> UsageSensorDescription:
     )
 
 
+# The split by modality is for the curious: disabled until a user enables it.
 DESCRIPTIONS: tuple[UsageSensorDescription, ...] = (
     _tokens("prompt_tokens", "prompt_tokens"),
     _tokens("response_tokens", "response_tokens"),
     _tokens("total_tokens", "total_tokens"),
-    _tokens("prompt_audio_tokens", "prompt_audio"),
-    _tokens("prompt_text_tokens", "prompt_text"),
-    _tokens("response_audio_tokens", "response_audio"),
-    _tokens("response_text_tokens", "response_text"),
+    _tokens("prompt_audio_tokens", "prompt_audio", enabled=False),
+    _tokens("prompt_text_tokens", "prompt_text", enabled=False),
+    _tokens("response_audio_tokens", "response_audio", enabled=False),
+    _tokens("response_text_tokens", "response_text", enabled=False),
 )
 COST = UsageSensorDescription(
     key="estimated_cost",
