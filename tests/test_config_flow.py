@@ -59,6 +59,16 @@ async def test_user_flow_creates_entry(hass: HomeAssistant, emulator: LiveEmulat
             None,
             "quota_exceeded",
         ),
+        (
+            Fault(
+                "close",
+                after_server_messages=0,
+                code=1007,
+                reason="Request contains an invalid argument.",
+            ),
+            None,
+            "unknown",
+        ),
     ],
 )
 async def test_user_flow_errors(
