@@ -151,6 +151,14 @@ async def test_search_sources_are_shown(
     last = chat_content(hass, result.conversation_id)[-1]
     assert isinstance(last, conversation.AssistantContent)
     assert grounding["groundingChunks"][0]["web"]["uri"] in str(last.content)
+    # ...and in the response's data, for frontends and automations.
+    extra = result.response.as_dict()["speech"]["plain"]["extra_data"]
+    assert extra == {
+        "sources": [
+            {"title": c["web"]["title"], "uri": c["web"]["uri"]}
+            for c in grounding["groundingChunks"]
+        ]
+    }
 
 
 @pytest.mark.parametrize(

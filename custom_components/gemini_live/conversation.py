@@ -159,4 +159,9 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
             result = conversation.async_get_result_from_chat_log(user_input, chat_log)
         if outcome.waiting_for_input and not outcome.interrupted:
             result.continue_conversation = True
+        if outcome.sources and (speech := result.response.speech.get("plain")) is not None:
+            # Google Search sources, for frontends and automations reading the response.
+            speech["extra_data"] = {
+                "sources": [{"title": title, "uri": uri} for title, uri in outcome.sources]
+            }
         return result

@@ -7,7 +7,7 @@ and voice apart since they differ in response modality), its voice runs and its 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 import ssl
 from typing import Any
 
@@ -78,6 +78,7 @@ class TurnOutcome:
 
     waiting_for_input: bool = False
     interrupted: bool = False
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (title, uri) from Google Search
 
 
 class Agent:
@@ -285,6 +286,7 @@ class Agent:
             live.release(request)
             outcome.waiting_for_input = stream.waiting_for_input
             outcome.interrupted = stream.interrupted
+            outcome.sources = stream.sources
             self.conversations.touch(key)
 
     # ---------------------------------------------------------------- voice runs
@@ -334,6 +336,7 @@ class Agent:
             live.release(run.request)
             outcome.waiting_for_input = stream.waiting_for_input
             outcome.interrupted = stream.interrupted
+            outcome.sources = stream.sources
             self.conversations.touch(key)
 
     def end_voice_run(self, run: VoiceRun) -> None:
