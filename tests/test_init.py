@@ -40,7 +40,8 @@ async def test_setup_and_unload(
     assert emulator.connections, "setup must validate the key with a real Live session"
     new = set(hass.states.async_entity_ids()) - states_before
     assert {e.split(".")[0] for e in new} == {"conversation", "sensor", "stt", "tts"}
-    assert len(new) == 11  # agent, STT, TTS and 8 usage sensors (tokens by kind, cost)
+    # agent, STT, TTS, 3 token totals and the cost (the 4 split by modality are disabled)
+    assert len(new) == 7
 
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
