@@ -140,7 +140,7 @@ class LiveEmulator:
         return f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        """Start listening."""
+        """Start listening (again on the same port after a :meth:`stop`)."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(
@@ -152,7 +152,7 @@ class LiveEmulator:
         server = site._server  # aiohttp has no public accessor
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
+        self.port = self._requested_port = int(sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Close every connection, wait for their tasks, and stop listening."""

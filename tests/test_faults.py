@@ -309,3 +309,38 @@ async def test_tls_sessions_block_nothing_in_the_event_loop(
             assert await hass.config_entries.async_unload(entry.entry_id)
             await hass.async_block_till_done()
     assert ha_reports_about_us == []
+
+
+async def test_unreachable_service_is_logged_once_and_its_return_once(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    emulator: LiveEmulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """log-when-unavailable: one warning when the service goes away, one line when it is back.
+
+    Every turn meanwhile still fails with its translated error.
+    """
+    port = emulator.port
+    await emulator.stop()  # nothing listens at the endpoint any more
+    caplog.clear()
+    for i in range(3):
+        result = await converse(hass, "hello", f"down-{i}")
+        assert result.response.response_type is intent.IntentResponseType.ERROR
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.gemini_live")]
+    warnings = [r for r in ours if r.levelno >= logging.WARNING]
+    assert [r.getMessage().split(":")[0] for r in warnings] == [
+        "The Gemini Live service cannot be reached"
+    ]
+    caplog.clear()
+    await emulator.start()
+    assert emulator.port == port
+    for i in range(2):
+        result = await converse(hass, "hello", f"up-{i}")
+        assert result.response.response_type is not intent.IntentResponseType.ERROR
+    back = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("custom_components.gemini_live") and r.levelno >= logging.INFO
+    ]
+    assert back.count("The Gemini Live service can be reached again") == 1

@@ -17,6 +17,7 @@ from .live.errors import AuthenticationError, LiveError
 from .migration import async_migrate_entry as _async_migrate_entry, foreign_issue_id
 from .runtime.agent import Agent
 from .runtime.handles import HandleStore
+from .runtime.reachability import Reachability
 from .services import async_setup_services
 from .validation import async_validate_credentials, make_endpoint, ssl_context
 from .websocket_api import async_register_websocket_commands
@@ -53,6 +54,7 @@ class GeminiLiveData:
     endpoint: str | None
     store: HandleStore
     agents: dict[str, Agent] = field(default_factory=dict)
+    reachability: Reachability = field(default_factory=Reachability)  # shared by the agents
 
 
 type GeminiLiveConfigEntry = ConfigEntry[GeminiLiveData]
@@ -81,7 +83,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: GeminiLiveConfigEntry) -
     for subentry in entry.subentries.values():
         if subentry.subentry_type == SUBENTRY_AGENT:
             data.agents[subentry.subentry_id] = Agent(
-                hass, entry, subentry, live_endpoint, store, ssl_context=ssl_context()
+                hass,
+                entry,
+                subentry,
+                live_endpoint,
+                store,
+                ssl_context=ssl_context(),
+                reachability=data.reachability,
             )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_create_requested_assistants(hass, entry)  # needs the agents' entities

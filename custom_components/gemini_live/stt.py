@@ -25,7 +25,7 @@ from homeassistant.util.ulid import ulid_now
 from . import GeminiLiveConfigEntry
 from .const import CONF_VAD_MODE, DOMAIN, LOGGER, VAD_MANUAL
 from .entity import GeminiLiveEntity, async_add_agent_entities
-from .live.errors import LiveError
+from .live.errors import CannotConnectError, LiveError
 from .live.messages import INPUT_AUDIO_RATE
 from .live.pcm import Resampler
 from .repairs import async_report_error
@@ -141,7 +141,9 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
         try:
             live = await agent.async_begin_voice_run(run)
         except LiveError as err:
-            LOGGER.warning("Could not open a Live session for a voice run: %s", err)
+            # An unreachable service is logged once (runtime/reachability.py), not per run.
+            log = LOGGER.debug if isinstance(err, CannotConnectError) else LOGGER.warning
+            log("Could not open a Live session for a voice run: %s", err)
             async_report_error(self.hass, self.entry, self.subentry, err)
             agent.end_voice_run(run)
             yield stt.SpeechResult(None, stt.SpeechResultState.ERROR)

@@ -44,6 +44,7 @@ from ..options import build_setup_config, trim_system_prompt
 from .conversation import Conversations, Inbox, LiveConversation, stream_deltas
 from .handles import HandleStore
 from .playback import LaterReplies, PcmStream, async_play
+from .reachability import Reachability
 from .tools import ToolPolicy, ToolSet, exposed_cameras
 from .turn_stream import Delta, TurnStream
 from .vocabulary import home_vocabulary
@@ -93,6 +94,7 @@ class Agent:
         store: HandleStore,
         *,
         ssl_context: ssl.SSLContext | None,
+        reachability: Reachability,
     ) -> None:
         """Create the agent's registry of conversations."""
         self.hass = hass
@@ -113,6 +115,7 @@ class Agent:
             idle_timeout=float(self.options.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
             on_auth_error=lambda: entry.async_start_reauth(hass),
             on_closed=self._on_closed,
+            reachability=reachability,
         )
 
     @property

@@ -56,6 +56,7 @@ from ..live.protocol import (
     TurnStarted,
 )
 from .handles import HandleStore
+from .reachability import Reachability
 from .tools import ToolOutcome, ToolRunner, ToolSet, result_payload
 from .turn_stream import Delta, TurnStream
 
@@ -318,6 +319,7 @@ class Conversations:
         idle_timeout: float,
         on_auth_error: Callable[[], None],
         on_closed: Callable[[str], None],
+        reachability: Reachability,
     ) -> None:
         """Create an empty registry (``on_closed(key)`` follows each conversation's end)."""
         self.hass = hass
@@ -330,6 +332,7 @@ class Conversations:
         self._idle_timeout = idle_timeout
         self._on_auth_error = on_auth_error
         self._on_closed = on_closed
+        self._reachability = reachability
         self._open: dict[str, LiveConversation] = {}
         self._opening: dict[str, asyncio.Future[LiveConversation]] = {}
         self._idle: dict[str, CALLBACK_TYPE] = {}
@@ -405,6 +408,10 @@ class Conversations:
         except AuthenticationError:
             self._on_auth_error()
             raise
+        except LiveError as err:
+            self._reachability.failed(err)
+            raise
+        self._reachability.connected()
         if self._closed:  # unloaded while it was opening
             await conversation.async_close()
             raise SessionClosedError("the agent is being unloaded")
@@ -414,7 +421,9 @@ class Conversations:
     def _on_end(self, conversation: LiveConversation, error: LiveError) -> None:
         if isinstance(error, AuthenticationError):
             self._on_auth_error()
-        if not isinstance(error, SessionClosedError):
+        if self._reachability.failed(error):
+            LOGGER.debug("Live session %s ended: %s", conversation.key, error)
+        elif not isinstance(error, SessionClosedError):
             LOGGER.warning("Live session %s ended: %s", conversation.key, error)
         if self._open.get(conversation.key) is conversation:
             del self._open[conversation.key]
