@@ -51,7 +51,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 import contextlib
 import ctypes
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import json
 import math
 import multiprocessing
@@ -118,6 +118,11 @@ class LoadGenConfig:
         api_keys: accepted API keys; None accepts any non-empty key.
         interim_every_ms: one more word of the interim input transcription per this much speech.
         late_ms: a paced frame leaving more than this after its due time counts as late.
+        variants: connection k gets reply variant ``k % variants``: the reply followed by
+            ``variant * variant_step_ms`` of silence, so that whoever plays the reply can tell
+            from its duration which connection served it (Home Assistant benchmarks).
+        variant_step_ms: see ``variants``.
+        log_replies: keep ``LoadGenerator.reply_log`` (when each reply's first frame left).
 
     """
 
@@ -133,6 +138,18 @@ class LoadGenConfig:
     api_keys: frozenset[str] | None = None
     interim_every_ms: int = 300
     late_ms: float = 20.0
+    variants: int = 1
+    variant_step_ms: int = 100
+    log_replies: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyLog:
+    """One reply: its connection (in order of opening), its variant, when its first frame left."""
+
+    connection: int
+    variant: int
+    first_frame_at: float  # time.perf_counter()
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,11 +220,14 @@ class ReplyScript:
     transcript: str
 
     @classmethod
-    def build(cls, config: LoadGenConfig) -> ReplyScript:
-        """Synthesize and encode the scripted reply."""
+    def build(cls, config: LoadGenConfig, variant: int = 0) -> ReplyScript:
+        """Synthesize and encode the scripted reply (``variant``: see LoadGenConfig)."""
         speech = synthesize(
             config.reply_text, voice=config.voice, seed=config.seed, ms_per_char=config.ms_per_char
         )
+        if variant:
+            pad = bytes(OUTPUT_RATE * variant * config.variant_step_ms // 1000 * 2)
+            speech = replace(speech, pcm=speech.pcm + pad)
         low, high = config.chunk_ms
         rng = random.Random(f"{config.seed}:loadgen:chunks")
         chunks: list[ReplyChunk] = []
@@ -439,7 +459,9 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.config = server.config
         self.stats = server.stats
-        self.script = server.script
+        self.script = server.scripts[0]
+        self.ordinal = -1  # in order of opening (this worker)
+        self.variant = 0
         self.loop = server.loop
         self.ws = ServerProtocol(max_size=MAX_MESSAGE_BYTES)
         self.transport: asyncio.Transport | None = None
@@ -588,7 +610,10 @@ class _Connection(asyncio.Protocol):
         if response.status_code == 101:
             self.opened = True
             self.stats.sessions_open += 1
+            self.ordinal = int(self.stats.counters["sessions_opened"])
             self.stats.counters["sessions_opened"] += 1
+            self.variant = self.ordinal % len(self.server.scripts)
+            self.script = self.server.scripts[self.variant]
 
     # ------------------------------------------------------------------ client messages
 
@@ -824,6 +849,8 @@ class _Connection(asyncio.Protocol):
         chunks = self.script.chunks
         index = self.reply_index
         t0 = self.reply_t0
+        if index == 0 and self.server.reply_log is not None and chunks and t0 <= now:
+            self.server.reply_log.append(ReplyLog(self.ordinal, self.variant, time.perf_counter()))
         while index < len(chunks):
             chunk = chunks[index]
             due = t0 + chunk.offset_s
@@ -956,7 +983,10 @@ class LoadGenerator:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tick_due = 0.0
         self._input_frames: dict[str, InputFrames] = {}
-        self.script: ReplyScript = ReplyScript.build(self.config)
+        self.scripts: list[ReplyScript] = [
+            ReplyScript.build(self.config, v) for v in range(max(1, self.config.variants))
+        ]
+        self.reply_log: list[ReplyLog] | None = [] if self.config.log_replies else None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -974,6 +1004,11 @@ class LoadGenerator:
     def http_url(self) -> str:
         """Base HTTP URL (an Endpoint's or the SDK's ``base_url``)."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def script(self) -> ReplyScript:
+        """The scripted reply (variant 0)."""
+        return self.scripts[0]
 
     def input_frames(self, transcription_config: dict[str, Any]) -> InputFrames:
         """The input transcription frames for a config (cached: sessions share them)."""

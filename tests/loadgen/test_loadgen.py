@@ -330,3 +330,30 @@ async def test_a_refused_setup_reaches_our_client_as_its_error(loadgen: LoadGene
     bad = SetupConfig(model=MODEL, extra_generation_config={"bogus": 1})
     with pytest.raises(InvalidArgumentError):
         await LiveClient(endpoint, bad).start()
+
+
+async def test_reply_variants_tell_connections_apart() -> None:
+    """Connection k gets the reply plus ``k % variants`` steps of silence; each reply is logged."""
+    config = LoadGenConfig(
+        reply_text=REPLY, transcript=TRANSCRIPT, pace=0.0, variants=2, log_replies=True
+    )
+    async with LoadGenerator(config) as lg:
+        endpoint = Endpoint(api_key=KEY, base_url=lg.http_url)
+        clients = [LiveClient(endpoint, setup_cfg()) for _ in range(3)]
+        for client in clients:  # one after the other: the order of opening is known
+            await client.start()
+        try:
+            audio = []
+            for client in clients:
+                (events,) = await converse(client, 1)
+                audio.append(sum(len(e.data) for e in events if isinstance(e, AudioOut)))
+        finally:
+            for client in clients:
+                await client.close()
+        base = round(lg.script.audio_s * 24000) * 2
+        step = 24000 * config.variant_step_ms // 1000 * 2
+        assert audio == [base, base + step, base]
+        assert lg.reply_log is not None
+        assert [(r.connection, r.variant) for r in lg.reply_log] == [(0, 0), (1, 1), (2, 0)]
+        times = [r.first_frame_at for r in lg.reply_log]
+        assert times == sorted(times)
