@@ -208,12 +208,11 @@ class LiveClient:
                     self._ready.set()
                 case _:
                     self._events.put_nowait(event)
-        # Taken before the lock: callers queue on it (FIFO) in the order they took their frames.
-        frames = self.protocol.data_to_send()
-        if not frames:
+        if not self.protocol.has_data_to_send:
             return  # most received frames: nothing to write, no lock
         async with self._send_lock:
-            for gen, frame in frames:
+            # Taken under the lock: a caller cancelled while it waits leaves them to the next.
+            for gen, frame in self.protocol.data_to_send():
                 ws = self._sockets.get(gen)
                 if ws is None:
                     continue  # the protocol sends it again on the next connection
