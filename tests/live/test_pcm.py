@@ -356,6 +356,12 @@ def test_passthrough_and_cache() -> None:
     assert r.latency_seconds == 0.0
     assert r.process(pcm) == pcm
     assert r.process(np.frombuffer(pcm, np.int16)) == pcm
+    for view in (bytearray(pcm), memoryview(pcm)):
+        out = r.process(view)
+        assert type(out) is bytes
+        assert out == pcm
+    with pytest.raises(ValueError, match="odd number of bytes"):
+        r.process(b"\x00\x01\x02")
     assert r.flush() == b""
     np.testing.assert_array_equal(r.process_float(np.ones(3)), np.ones(3, np.float32))
     assert r.flush_float().size == 0

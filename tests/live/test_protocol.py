@@ -85,7 +85,11 @@ class Wire:
                 self.closed.append(event.gen)
             else:
                 new.append(event)
-        for gen, data in self.proto.data_to_send():
+        pending = self.proto.has_data_to_send
+        frames = self.proto.data_to_send()
+        assert pending == bool(frames)
+        assert not self.proto.has_data_to_send
+        for gen, data in frames:
             self.sent.setdefault(gen, []).append(orjson.loads(data))
         self.events += new
         return new

@@ -208,13 +208,18 @@ class LiveClient:
                     self._ready.set()
                 case _:
                     self._events.put_nowait(event)
+        if not self.protocol.has_data_to_send:
+            return  # most received frames: nothing to write, no lock
         async with self._send_lock:
+            # Taken under the lock: a caller cancelled while it waits leaves them to the next.
             for gen, frame in self.protocol.data_to_send():
                 ws = self._sockets.get(gen)
                 if ws is None:
                     continue  # the protocol sends it again on the next connection
-                with contextlib.suppress(ConnectionClosed):  # the reader reports it
+                try:  # noqa: SIM105 - per frame: cheaper than contextlib.suppress
                     await ws.send(frame)
+                except ConnectionClosed:
+                    pass  # the reader reports it
 
     async def _connection(self, request: OpenConnection) -> None:
         """Open connection ``request.gen``, read it until it ends, close its socket."""

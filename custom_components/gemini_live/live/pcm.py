@@ -319,6 +319,10 @@ class Resampler:
 
     def process(self, pcm: BytesLike | NDArray[np.int16]) -> bytes:
         """Resample a chunk of mono PCM16 (bytes or int16 array); return PCM16 bytes."""
+        if self._design is None and not isinstance(pcm, np.ndarray):
+            if len(pcm) % 2:  # the same check as _as_int16's, without numpy: a mic per chunk
+                raise ValueError(f"PCM16 data has an odd number of bytes ({len(pcm)})")
+            return bytes(pcm)
         samples = _as_int16(pcm)
         if self._design is None:
             return samples.astype("<i2", copy=False).tobytes()

@@ -399,6 +399,11 @@ class LiveProtocol:
         self._events.clear()
         return out
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send`` would return frames (it takes them; this does not)."""
+        return bool(self._outbox)
+
     def data_to_send(self) -> list[tuple[int, str]]:
         """Take the frames to write, each with the generation of its connection."""
         out = list(self._outbox)
