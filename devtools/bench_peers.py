@@ -223,10 +223,16 @@ class SatellitePeer:
 
     async def run_all(self, count: int, pcm16k: bytes, run_timeout: float) -> list[RunSummary]:
         """The first ``count`` satellites start a run at the same moment (real-time speech)."""
+        # ESPHome devices each say their own wake word: HA drops a wake-up with the same
+        # phrase as another device's moments before ("duplicate_wake_up_detected").
+        extra: list[dict[str, Any]] = [
+            {"wake_word_phrase": f"Okay Nabu {k}"} if self.kind == "esphome" else {}
+            for k in range(count)
+        ]
         handles = await asyncio.gather(
             *(
-                sat.start_run(pcm16k, realtime=True, run_timeout=run_timeout)
-                for sat in self.satellites[:count]
+                sat.start_run(pcm16k, realtime=True, run_timeout=run_timeout, **extra[k])
+                for k, sat in enumerate(self.satellites[:count])
             )
         )
         results = await asyncio.gather(*(handle.wait() for handle in handles))
