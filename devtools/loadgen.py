@@ -77,6 +77,7 @@ from live_emulator import asr
 from live_emulator.errors import BAD_API_KEY, INVALID_ARGUMENT, ProtocolError
 from live_emulator.models import resolve_model, validate_setup
 from live_emulator.schema import normalize
+from live_emulator.session import split_words
 from live_emulator.speech import OUTPUT_MIME, OUTPUT_RATE, synthesize
 
 WS_PATH: Final = re.compile(
@@ -191,15 +192,6 @@ class ReplyChunk:
     transcript: Encoded | None
 
 
-def _split_words(text: str, pieces: int) -> list[str]:
-    """The emulator's split of a transcription into pieces (leading spaces after the first)."""
-    words = text.split(" ")
-    pieces = max(1, min(pieces, len(words)))
-    size = math.ceil(len(words) / pieces)
-    out = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
-    return [(" " + p if i else p) for i, p in enumerate(out)]
-
-
 @dataclass(frozen=True, slots=True)
 class InputFrames:
     """The frames describing what the user said (they depend on the transcription config)."""
@@ -266,7 +258,7 @@ class ReplyScript:
     def input_frames(self, transcription_config: dict[str, Any]) -> InputFrames:
         """The input transcription frames for a session's inputAudioTranscription config."""
         heard = asr.transcribe(self.transcript, transcription_config)
-        pieces = _split_words(heard, 2 if len(heard.split()) > 3 else 1)
+        pieces = split_words(heard, 2 if len(heard.split()) > 3 else 1)
         final = []
         for i, piece in enumerate(pieces):
             tr: dict[str, Any] = {"text": piece}

@@ -96,7 +96,8 @@ def _pcm_rate(mime: str) -> int:
     return int(match.group(1)) if match else 16000
 
 
-def _split_words(text: str, pieces: int) -> list[str]:
+def split_words(text: str, pieces: int) -> list[str]:
+    """A transcription in ``pieces`` parts as the server sends it (spaces lead later parts)."""
     words = text.split(" ")
     pieces = max(1, min(pieces, len(words)))
     size = math.ceil(len(words) / pieces)
@@ -758,7 +759,7 @@ class Session:
         )
         if "inputAudioTranscription" in self.setup:
             heard = asr.transcribe(transcript, self.setup["inputAudioTranscription"])
-            pieces = _split_words(heard, 2 if len(heard.split()) > 3 else 1)
+            pieces = split_words(heard, 2 if len(heard.split()) > 3 else 1)
             for i, piece in enumerate(pieces):
                 tr: dict[str, Any] = {"text": piece}
                 if i == len(pieces) - 1:
@@ -1117,7 +1118,7 @@ class Session:
         if not text:
             return
         if self._modality == "TEXT":
-            for piece in _split_words(text, math.ceil(len(text.split()) / 5)):
+            for piece in split_words(text, math.ceil(len(text.split()) / 5)):
                 self._turn.text_chars += len(piece)
                 await self._model_part({"text": piece})
             self._history.append({"role": "model", "text": text})

@@ -16,27 +16,18 @@ from websockets.exceptions import ConnectionClosed
 
 from live_emulator import EmulatorConfig, LiveEmulator
 
+from ..without_ha import (  # noqa: F401 - autouse fixtures
+    _sockets,
+    auto_enable_custom_integrations,
+    setup_homeassistant,
+)
+
 API_KEY = "test-key"
 MODEL_38 = "gemini-3.8-live"
 MODEL_31 = "gemini-3.1-flash-live-preview"
 MODEL_25 = "gemini-2.5-flash-native-audio-preview-12-2025"
 MODEL_38X = "gemini-3.8-live-extended-thinking"
 MODEL_RECORDED = "gemini-live-2.5-flash-preview"  # the model of the recorded transcripts
-
-
-@pytest.fixture(autouse=True)
-def auto_enable_custom_integrations() -> None:
-    """Override the top-level autouse fixture: these tests need no Home Assistant."""
-
-
-@pytest.fixture(autouse=True)
-def setup_homeassistant() -> None:
-    """Override the top-level autouse fixture: these tests need no Home Assistant."""
-
-
-@pytest.fixture(autouse=True)
-def _sockets(socket_enabled: None) -> None:
-    """Allow the real sockets the emulator listens on (127.0.0.1 only)."""
 
 
 ENUM_VALUES: dict[str, frozenset[str]] = {

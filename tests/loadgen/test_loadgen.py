@@ -46,6 +46,11 @@ from live_emulator import EmulatorConfig, LiveEmulator, Scenario
 from live_emulator.faults import frame_kinds
 
 from ..live.sdk_oracle import validate_client, validate_server
+from ..without_ha import (  # noqa: F401 - autouse fixtures
+    _sockets,
+    auto_enable_custom_integrations,
+    setup_homeassistant,
+)
 
 KEY = "test-key"
 MODEL = "gemini-3.8-live"
@@ -54,21 +59,6 @@ TRANSCRIPT = "Turn on the kitchen light."
 REPLY = "Sure, the kitchen light is on now."
 TIMEOUT = 10.0
 CHUNK = 640  # 20 ms at 16 kHz
-
-
-@pytest.fixture(autouse=True)
-def auto_enable_custom_integrations() -> None:
-    """No Home Assistant here."""
-
-
-@pytest.fixture(autouse=True)
-def setup_homeassistant() -> None:
-    """No Home Assistant here."""
-
-
-@pytest.fixture(autouse=True)
-def _sockets(socket_enabled: None) -> None:
-    """Real sockets on 127.0.0.1."""
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ from devtools.ha_voice import (
 from live_emulator import EmulatorConfig
 
 from ..conftest import TEST_API_KEY
+from .bench_voice import ENGINES, enable_event_loop_debug  # noqa: F401 - a fixture
 
 RUNS = int(os.environ.get("BENCH_RUNS", "10"))
 COUNTS = sorted({int(n) for n in os.environ.get("BENCH_SATELLITES", "1,5,10").split(",")})
@@ -65,17 +66,6 @@ REPLY = (
     "Sure. I turned on the kitchen light for you, and the living room lamp is still on "
     "as well, in case you were wondering."
 )
-ENGINES = {
-    "stt_engine": "stt.gemini_live",
-    "tts_engine": "tts.gemini_live_voice",
-    "conversation_engine": "conversation.gemini_live",
-}
-
-
-@pytest.fixture(autouse=True)
-async def enable_event_loop_debug() -> None:
-    """Measure the loop as Home Assistant runs it: without asyncio debug mode."""
-    asyncio.get_running_loop().set_debug(False)
 
 
 @pytest.fixture
