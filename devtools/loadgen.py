@@ -77,7 +77,7 @@ from live_emulator import asr
 from live_emulator.errors import BAD_API_KEY, INVALID_ARGUMENT, ProtocolError
 from live_emulator.models import resolve_model, validate_setup
 from live_emulator.schema import normalize
-from live_emulator.session import split_words
+from live_emulator.session import pcm_rate, split_words
 from live_emulator.speech import OUTPUT_MIME, OUTPUT_RATE, synthesize
 
 WS_PATH: Final = re.compile(
@@ -277,15 +277,6 @@ class ReplyScript:
 
 def _b64(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")
-
-
-def _pcm_rate(mime: str) -> int:
-    """Sample rate of an audio mimeType (16 kHz when absent); ProtocolError if not PCM."""
-    base, _, params = mime.partition(";")
-    if base.strip().lower() not in ("audio/pcm", "audio/l16"):
-        raise ProtocolError(1007, INVALID_ARGUMENT, f"unsupported audio mimeType {mime}")
-    match = re.search(r"rate\s*=\s*(\d+)", params)
-    return int(match.group(1)) if match else 16000
 
 
 def _decode_b64(data: str) -> bytes:
@@ -753,7 +744,7 @@ class _Connection(asyncio.Protocol):
     def _audio(self, blob: dict[str, Any]) -> None:
         mime = blob.get("mimeType") or blob.get("mime_type") or "audio/pcm"
         if mime != self.mime:
-            rate = _pcm_rate(str(mime))
+            rate = pcm_rate(str(mime))
             if self.mime is not None and rate != self.rate:
                 raise ProtocolError(1007, f"Sample rate changed from {self.rate} to {rate}.")
             self.mime, self.rate = mime, rate

@@ -87,7 +87,7 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.{digits}f}s"
 
 
-def _pcm_rate(mime: str) -> int:
+def pcm_rate(mime: str) -> int:
     """Return the sample rate declared by an audio mimeType (16 kHz when absent)."""
     base, _, params = mime.partition(";")
     if base.strip().lower() not in ("audio/pcm", "audio/l16"):
@@ -669,7 +669,7 @@ class Session:
             self._enqueue(_Job("user", text="", scenario_turn=turn))
 
     async def _on_audio(self, blob: dict[str, Any]) -> None:
-        rate = _pcm_rate(str(blob.get("mimeType", "audio/pcm")))
+        rate = pcm_rate(str(blob.get("mimeType", "audio/pcm")))
         if self._sample_rate is None:
             self._sample_rate = rate
             if self._vad is not None:

@@ -161,7 +161,10 @@ class GeminiLiveConversationEntity(conversation.ConversationEntity, GeminiLiveEn
             result.continue_conversation = True
         if outcome.sources and (speech := result.response.speech.get("plain")) is not None:
             # Google Search sources, for frontends and automations reading the response.
-            speech["extra_data"] = {
-                "sources": [{"title": title, "uri": uri} for title, uri in outcome.sources]
-            }
+            result.response.async_set_speech(
+                speech["speech"],
+                extra_data={
+                    "sources": [{"title": title, "uri": uri} for title, uri in outcome.sources]
+                },
+            )
         return result

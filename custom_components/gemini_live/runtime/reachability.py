@@ -19,11 +19,6 @@ class Reachability:
         """Start reachable (the entry's setup has just reached the service)."""
         self._unreachable = False
 
-    @property
-    def reachable(self) -> bool:
-        """Whether the last attempt reached the service."""
-        return not self._unreachable
-
     def connected(self) -> None:
         """A session opened: log once if the service was unreachable."""
         if self._unreachable:
