@@ -36,7 +36,7 @@ class FakeWebsocket:
         self.sent = 0
         self.close_code = None
 
-    async def send(self, frame: str) -> None:
+    async def send(self, frame: str | bytes, text: bool | None = None) -> None:
         self.sent += len(frame)
 
     async def recv(self, decode: bool | None = None) -> bytes:

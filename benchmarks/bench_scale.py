@@ -344,9 +344,9 @@ class RawAdapter(Adapter):
     async def send(self, pcm: bytes) -> None:
         message = self.cache.get(pcm)
         if message is None:
-            from custom_components.gemini_live.live.messages import encode, realtime_audio
+            from custom_components.gemini_live.live.messages import realtime_audio_frame
 
-            message = self.cache[pcm] = encode(realtime_audio(pcm)).encode()
+            message = self.cache[pcm] = realtime_audio_frame(pcm)
         self.protocol.send_text(message)
         self._flush()
 

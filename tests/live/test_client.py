@@ -119,7 +119,7 @@ async def open_raw(ep: Endpoint, frame: dict[str, Any], version: str = "v1beta")
     """Send a setup frame as given (bypassing our model gate); raise what the server says."""
     ws = await open_websocket(ep, version, None)
     try:
-        await ws.send(m.encode(frame))
+        await ws.send(m.encode(frame), text=True)
         async with asyncio.timeout(TIMEOUT):
             while True:
                 try:
@@ -438,3 +438,52 @@ async def test_go_away_mid_reply_waits_for_turn_end(emulator: LiveEmulator) -> N
         events = await until(session, is_turn_complete)
     assert "green" in text_of(events).lower()
     assert emulator.connections[0].close_code is not None
+
+
+async def test_writes_keep_order_when_the_socket_falls_behind(
+    emulator: LiveEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames written directly and frames that wait for the socket (``ws.send``, flow control)
+    reach the server once each and in order, also when a writer is cancelled while it waits."""
+    async with LiveClient(endpoint(emulator), setup_cfg()) as session:
+        ws = next(iter(session._sockets.values()))
+        transport: Any = ws.transport
+        behind = False  # what the transport reports: unsent data, or none
+        real_size = transport.get_write_buffer_size
+        monkeypatch.setattr(
+            transport, "get_write_buffer_size", lambda: 4096 if behind else real_size()
+        )
+        real_send = ws.send
+        waited: list[bytes] = []
+
+        async def slow_send(message: Any, *args: Any, **kwargs: Any) -> None:
+            waited.append(message)
+            await asyncio.sleep(0)  # a drain: other writers run meanwhile
+            await real_send(message, *args, **kwargs)
+
+        monkeypatch.setattr(ws, "send", slow_send)
+        chunks = [struct.pack("<h", k) * 160 for k in range(1, 31)]
+        for chunk in chunks[:3]:
+            await session.send_audio(chunk)  # directly
+        behind = True
+        for chunk in chunks[3:8]:
+            session.protocol.send_audio(chunk)
+        flusher = asyncio.create_task(session.flush())  # five frames wait for the socket
+        await asyncio.sleep(0)
+        assert waited  # the flusher waits in ws.send
+        behind = False
+        flusher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flusher
+        for chunk in chunks[8:]:
+            await session.send_audio(chunk)  # after the frames left behind, not before
+        await session.send_text("done")
+        await until(session, is_turn_complete)
+    audio = [
+        m.decode_b64(f["realtimeInput"]["audio"]["data"])
+        for f in frames_sent_by_client(emulator)
+        if "realtimeInput" in f and "audio" in f["realtimeInput"]
+    ]
+    kept = [c for c in chunks if c in audio]
+    assert audio == kept  # in order, none twice
+    assert len(kept) >= len(chunks) - 1  # only the frame in flight at the cancel may be lost

@@ -78,7 +78,8 @@ def all_client_frames() -> Iterator[tuple[str, dict[str, object]]]:
     )
     yield "text", m.client_content("Hi")
     yield "history", m.client_content([("user", "a"), ("model", "b")], turn_complete=False)
-    yield "audio", m.realtime_audio(b"\x01\x00" * 160)
+    yield "audio", json.loads(m.realtime_audio_frame(b"\x01\x00" * 160))
+    yield "audio-48k", json.loads(m.realtime_audio_frame(b"\x01\x00" * 480, 48000))
     yield "video", m.realtime_video(b"\xff\xd8\xff\xe0jpeg")
     yield "rt-text", m.realtime_text("hello")
     yield "activity-start", m.activity_start()
@@ -100,6 +101,16 @@ def test_client_frames_conform_to_sdk(name: str, frame: dict[str, object]) -> No
     wire = json.loads(m.encode(frame))
     msg = validate_client(wire)
     assert msg.model_dump(exclude_none=True), name
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_audio_frame_carries_the_samples_and_rate(rate: int) -> None:
+    """The directly built audio frame is the JSON ``encode`` would make of the same message."""
+    pcm = bytes(range(256)) * 3
+    frame = m.realtime_audio_frame(pcm, rate)
+    audio = {"data": base64.b64encode(pcm).decode(), "mimeType": f"audio/pcm;rate={rate}"}
+    assert frame == m.encode({"realtimeInput": {"audio": audio}})
+    assert validate_client(json.loads(frame)).realtime_input.audio.data == pcm
 
 
 def test_full_setup_fields_survive_validation() -> None:

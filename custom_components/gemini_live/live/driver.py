@@ -14,6 +14,7 @@ DEBUG).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 import contextlib
 import logging
@@ -23,6 +24,7 @@ from typing import Any, Final, override
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import Close
+from websockets.protocol import State
 
 from .endpoint import Endpoint
 from .errors import (
@@ -62,6 +64,23 @@ class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
 
 
 WEBSOCKET_LOGGER: Final = _RedactingLogger(logging.getLogger(f"{__name__}.websocket"))
+
+
+def _write_now(ws: ClientConnection, frame: bytes) -> bool:
+    """Write one text frame without awaiting, when ``ws.send`` would not await either.
+
+    ``ws.send`` costs about as much as everything else per microphone chunk (an async context
+    manager, state checks, a drain). When the connection is open and the transport holds no
+    unsent data, its work reduces to this: frame it (websockets' sans-I/O protocol) and hand the
+    bytes to the transport. Otherwise (closing, or the socket not keeping up) return False: the
+    caller uses ``ws.send``, which applies websockets' flow control and close handling.
+    """
+    if ws.protocol.state is not State.OPEN or ws.transport.get_write_buffer_size():
+        return False
+    ws.protocol.send_text(frame)
+    for data in ws.protocol.data_to_send():
+        ws.transport.write(data)
+    return True
 
 
 def _closed_error(err: ConnectionClosed) -> LiveError:
@@ -127,6 +146,7 @@ class LiveClient:
         self._sockets: dict[int, ClientConnection] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._send_lock = asyncio.Lock()
+        self._backlog: deque[tuple[int, bytes]] = deque()  # frames waiting for the socket
         self._ended = asyncio.Event()
         self._ready = asyncio.Event()  # a connection opened, or the session ended
         self.session_id: str | None = None
@@ -208,16 +228,28 @@ class LiveClient:
                     self._ready.set()
                 case _:
                     self._events.put_nowait(event)
-        if not self.protocol.has_data_to_send:
+        if not self.protocol.has_data_to_send and not self._backlog:
             return  # most received frames: nothing to write, no lock
+        if not self._backlog and not self._send_lock.locked():
+            # Most calls: every frame goes out at once, without an await, so without the lock.
+            frames = self.protocol.data_to_send()
+            for index, (gen, frame) in enumerate(frames):
+                ws = self._sockets.get(gen)
+                if ws is not None and not _write_now(ws, frame):
+                    self._backlog.extend(frames[index:])
+                    break
+            if not self._backlog:
+                return
         async with self._send_lock:
             # Taken under the lock: a caller cancelled while it waits leaves them to the next.
-            for gen, frame in self.protocol.data_to_send():
+            self._backlog.extend(self.protocol.data_to_send())
+            while self._backlog:
+                gen, frame = self._backlog.popleft()
                 ws = self._sockets.get(gen)
                 if ws is None:
                     continue  # the protocol sends it again on the next connection
                 try:  # noqa: SIM105 - per frame: cheaper than contextlib.suppress
-                    await ws.send(frame)
+                    await ws.send(frame, text=True)
                 except ConnectionClosed:
                     pass  # the reader reports it
 
@@ -231,7 +263,7 @@ class LiveClient:
             async with asyncio.timeout(self._setup_timeout):
                 ws = await open_websocket(self._endpoint, self.protocol.api_version, self._ssl)
                 self._sockets[gen] = ws
-                await ws.send(self.protocol.setup_frame(gen))
+                await ws.send(self.protocol.setup_frame(gen), text=True)
                 while not self.protocol.is_open(gen) and gen in self._sockets:
                     await self._read(ws, gen)
             if self.protocol.active_gen == gen:
@@ -346,7 +378,7 @@ async def check_connection(
             try:
                 protocol.start()
                 gen = next(e.gen for e in protocol.events() if isinstance(e, OpenConnection))
-                await ws.send(protocol.setup_frame(gen))
+                await ws.send(protocol.setup_frame(gen), text=True)
                 while not protocol.is_open(gen):
                     try:
                         protocol.receive(gen, await ws.recv())

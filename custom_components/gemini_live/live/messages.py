@@ -334,9 +334,9 @@ def build_setup(cfg: SetupConfig) -> JsonObject:
 # --------------------------------------------------------------------------------------------
 
 
-def encode(message: Mapping[str, Any]) -> str:
-    """Serialize a client message to the text frame the server expects."""
-    return orjson.dumps(message).decode()
+def encode(message: Mapping[str, Any]) -> bytes:
+    """Serialize a client message to the text frame the server expects (UTF-8 JSON)."""
+    return orjson.dumps(message)
 
 
 def _b64(data: bytes) -> str:
@@ -356,9 +356,20 @@ def client_content(
     }
 
 
-def realtime_audio(pcm: bytes, rate: int = INPUT_AUDIO_RATE) -> JsonObject:
-    """Build ``realtimeInput.audio`` for 16-bit little-endian mono PCM."""
-    return {"realtimeInput": {"audio": {"data": _b64(pcm), "mimeType": f"audio/pcm;rate={rate}"}}}
+_AUDIO_FRAME_HEAD: Final = b'{"realtimeInput":{"audio":{"data":"'
+_AUDIO_FRAME_TAILS: Final[dict[int, bytes]] = {}
+
+
+def realtime_audio_frame(pcm: bytes, rate: int = INPUT_AUDIO_RATE) -> bytes:
+    """The encoded ``realtimeInput.audio`` frame for 16-bit little-endian mono PCM.
+
+    Built directly rather than through a dict and ``encode``: it is the one message sent 50
+    times a second per microphone, and base64 needs no JSON escaping.
+    """
+    tail = _AUDIO_FRAME_TAILS.get(rate)
+    if tail is None:
+        tail = _AUDIO_FRAME_TAILS[rate] = f'","mimeType":"audio/pcm;rate={rate}"}}}}}}'.encode()
+    return _AUDIO_FRAME_HEAD + binascii.b2a_base64(pcm, newline=False) + tail
 
 
 def realtime_video(image: bytes, mime_type: str = "image/jpeg") -> JsonObject:

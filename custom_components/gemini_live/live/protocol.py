@@ -80,7 +80,7 @@ from .messages import (
     client_content,
     encode,
     parse_server_message,
-    realtime_audio,
+    realtime_audio_frame,
     realtime_text,
     realtime_video,
     tool_response,
@@ -235,7 +235,7 @@ class _Sent:
     """A client message kept until the server state is known to include it."""
 
     seq: int
-    frame: str
+    frame: bytes  # the encoded text frame
     kind: _Kind
     request: int | None = None
     audio_us: int = 0  # microseconds of audio (integers: no drift over hours)
@@ -318,7 +318,7 @@ class LiveProtocol:
         self._replay_audio_us = round(replay_audio_s * 1_000_000)
         self._handle: str | None = setup.resumption_handle
         self._events: deque[ProtocolEvent] = deque()
-        self._outbox: deque[tuple[int, str]] = deque()
+        self._outbox: deque[tuple[int, bytes]] = deque()
         # connections
         self._gen = 0
         self._active: _Connection | None = None  # the connection client messages go to
@@ -404,7 +404,7 @@ class LiveProtocol:
         """Whether ``data_to_send`` would return frames (it takes them; this does not)."""
         return bool(self._outbox)
 
-    def data_to_send(self) -> list[tuple[int, str]]:
+    def data_to_send(self) -> list[tuple[int, bytes]]:
         """Take the frames to write, each with the generation of its connection."""
         out = list(self._outbox)
         self._outbox.clear()
@@ -417,7 +417,7 @@ class LiveProtocol:
         if self._active is None and self._pending is None and not self._closed:
             self._open("start", delay=0.0)
 
-    def setup_frame(self, gen: int) -> str:
+    def setup_frame(self, gen: int) -> bytes:
         """The setup message for connection ``gen``: it resumes the newest handle."""
         conn = self._conn(gen)
         if conn is not None:
@@ -907,7 +907,7 @@ class LiveProtocol:
 
     def _log_and_write(
         self,
-        message: Mapping[str, Any],
+        message: Mapping[str, Any] | bytes,
         kind: _Kind,
         *,
         request: int | None = None,
@@ -916,7 +916,8 @@ class LiveProtocol:
     ) -> None:
         if self._closed:
             raise self._failed or SessionClosedError("the Live session was closed")
-        entry = _Sent(self._seq, encode(message), kind, request, audio_us, call_id)
+        frame = message if isinstance(message, bytes) else encode(message)
+        entry = _Sent(self._seq, frame, kind, request, audio_us, call_id)
         self._seq += 1
         self._log.append(entry)
         if kind is _Kind.AUDIO:
@@ -933,11 +934,13 @@ class LiveProtocol:
 
     def _bound_audio(self) -> None:
         """Keep at most ``replay_audio_s`` seconds of audio for replay, O(1) per message."""
+        if self._audio_us <= self._replay_audio_us:
+            return  # nothing to drop (most messages: the server acknowledges audio as it goes)
         while self._audio_us > self._replay_audio_us and self._audio_log:
             oldest = self._audio_log.popleft()
             if not oldest.dropped:
                 oldest.dropped = True
-                oldest.frame = ""  # the entry may wait in the log until acknowledged
+                oldest.frame = b""  # the entry may wait in the log until acknowledged
                 self._audio_us -= oldest.audio_us
         self._purge_dropped()
 
@@ -972,7 +975,7 @@ class LiveProtocol:
         after that (a microphone's tail) belongs to no request.
         """
         self._log_and_write(
-            realtime_audio(pcm, rate),
+            realtime_audio_frame(pcm, rate),
             _Kind.AUDIO,
             request=self._audio_request,
             audio_us=len(pcm) // 2 * 1_000_000 // rate,
