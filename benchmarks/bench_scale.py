@@ -37,9 +37,11 @@ Per N and client:
 missed turn, and p95 eos <= 2x the N=1 p95. ``cpu_ratio_vs_sdk``: ours / SDK CPU per
 session-second at the largest N both sustain (same sweep).
 
-``--clients raw`` runs a minimal client (websockets' sans-I/O protocol, pre-encoded audio
-messages) that costs the client core little: with it the sweep measures the generator's own
-limit (``--sessions 100,200,400``).
+The third client, ``raw``, is a minimal one (websockets' sans-I/O protocol, pre-encoded audio
+messages, reply audio neither decoded nor resampled): ``cpu_floor_vs_sdk`` is its CPU over the
+SDK's at the same N, the share of the SDK's cost that any client pays for the harness, the
+syscalls and the websocket framing. ``--clients raw --sessions 100,200,400`` measures the
+generator's own limit.
 """
 
 from __future__ import annotations
@@ -769,18 +771,30 @@ def verdict(results: list[dict[str, Any]], kinds: Sequence[str]) -> list[str]:
             for n in sorted(by["ours"])
             if n in by["sdk"] and n <= best["ours"] and n <= best["sdk"]
         ]
-        ratios = {
-            n: by["ours"][n]["cpu_ms_per_session_s"] / by["sdk"][n]["cpu_ms_per_session_s"]
-            for n in sorted(set(by["ours"]) & set(by["sdk"]))
-            if "failed" not in by["ours"][n] and "failed" not in by["sdk"][n]
-        }
-        lines.append(
-            "ours/sdk cpu per session-second by N: "
-            + ", ".join(f"N={n}: {r:.3f}" for n, r in ratios.items())
-        )
+        ratios = {kind: _cpu_ratios(by, kind) for kind in ("ours", "raw") if kind in by}
+        for kind, by_n in ratios.items():
+            lines.append(
+                f"{kind}/sdk cpu per session-second by N: "
+                + ", ".join(f"N={n}: {r:.3f}" for n, r in by_n.items())
+            )
         if both:
-            lines.append(f"cpu_ratio_vs_sdk={ratios[both[-1]]:.3f}  (at N={both[-1]})")
+            at = both[-1]
+            lines.append(f"cpu_ratio_vs_sdk={ratios['ours'][at]:.3f}  (at N={at})")
+            if at in ratios.get("raw", {}):
+                lines.append(
+                    f"cpu_floor_vs_sdk={ratios['raw'][at]:.3f}  (at N={at}: the raw client, "
+                    "pre-encoded mic frames, reply audio neither decoded nor resampled)"
+                )
     return lines
+
+
+def _cpu_ratios(by: dict[str, dict[int, dict[str, Any]]], kind: str) -> dict[int, float]:
+    """``kind``'s CPU per session-second over the SDK's, per N both ran."""
+    return {
+        n: by[kind][n]["cpu_ms_per_session_s"] / by["sdk"][n]["cpu_ms_per_session_s"]
+        for n in sorted(set(by[kind]) & set(by["sdk"]))
+        if "failed" not in by[kind][n] and "failed" not in by["sdk"][n]
+    }
 
 
 def orchestrate(opts: Options) -> None:
@@ -842,7 +856,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Concurrent Live sessions: ours vs the SDK")
     parser.add_argument("--role", choices=("orchestrator", "client"), default="orchestrator")
     parser.add_argument("--sessions", default="1,10,50,100,150,200")
-    parser.add_argument("--clients", default="ours,sdk")
+    parser.add_argument("--clients", default="ours,sdk,raw")
     parser.add_argument("--duration", type=float, default=12.0, help="window seconds")
     parser.add_argument("--min-turns", type=int, default=10, help="turns at least, at small N")
     parser.add_argument("--warmup", type=float, default=5.0)
