@@ -144,8 +144,16 @@ class EmulatorPeer:
         return self.emulator.http_url
 
     async def set_scenario(self, scenario: dict[str, Any] | None) -> None:
-        """Play this scenario (``Scenario.from_dict`` form) from now on."""
-        self.emulator.config.scenario = None if scenario is None else Scenario.from_dict(scenario)
+        """Play this scenario (``Scenario.from_dict`` form) from now on.
+
+        Its replies are synthesized now (:meth:`LiveEmulator.prepare_speech`): N sessions
+        answering at once then each start at once, as from a real server, instead of queueing
+        behind each other's synthesis in this process and taking CPU from HA at reply time.
+        """
+        parsed = None if scenario is None else Scenario.from_dict(scenario)
+        if parsed is not None:
+            self.emulator.prepare_speech(parsed.said_texts())
+        self.emulator.config.scenario = parsed
 
     async def first_audio_by_transcript(self, after: float) -> dict[str, float]:
         """Transcript of the last utterance -> first reply audio frame written, per connection.

@@ -361,6 +361,10 @@ class Scenario:
         """Read a scenario JSON file."""
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
+    def said_texts(self) -> list[str]:
+        """The text of every ``say`` step, in order (what replies will speak)."""
+        return [step.text for turn in self.turns for step in turn.steps if isinstance(step, Say)]
+
     def peek(self) -> ScenarioTurn | None:
         """The next unconsumed turn."""
         return self.turns[self.cursor] if self.cursor < len(self.turns) else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Iterable
 import contextlib
 import copy
 from datetime import UTC, datetime, timedelta
@@ -22,10 +23,12 @@ from aiohttp import web
 from .config import EmulatorConfig
 from .errors import BAD_API_KEY, INVALID_ARGUMENT, ProtocolError
 from .faults import Fault
+from .models import DEFAULT_VOICE
 from .records import ConnectionRecord, ResumableState, TokenRecord
 from .scenario import ScenarioTurn
 from .schema import camel, normalize
 from .session import Session
+from .speech import synthesize
 
 _WS_PATH = re.compile(
     r"^/+ws/google\.ai\.generativelanguage\.(?P<version>v1alpha|v1beta|v1)"
@@ -203,6 +206,20 @@ class LiveEmulator:
     def queue_transcripts(self, *texts: str) -> None:
         """Set what the next audio utterances "said" (used when no scenario turn gives one)."""
         self._transcripts.extend(texts)
+
+    def prepare_speech(self, texts: Iterable[str]) -> None:
+        """Synthesize what replies will say now, not when they are spoken.
+
+        ``texts`` are synthesized in the default voice and the voice of every open session
+        (the audio is cached, see ``speech.py``): a scripted reply then costs no synthesis
+        CPU when it starts, as a real server's TTS costs ours none.
+        """
+        voices = {DEFAULT_VOICE, *(session.voice for session in self._sessions if session.active)}
+        for text in dict.fromkeys(texts):
+            for voice in sorted(voices):
+                synthesize(
+                    text, voice=voice, seed=self.config.seed, ms_per_char=self.config.ms_per_char
+                )
 
     async def wait_for_connections(self, count: int, within: float = 5.0) -> ConnectionRecord:
         """Wait until ``count`` connections have been opened; return the last one."""

@@ -541,7 +541,8 @@ class Session:
         return "TEXT" if "TEXT" in mods else "AUDIO"
 
     @property
-    def _voice(self) -> str:
+    def voice(self) -> str:
+        """The prebuilt voice the session speaks with."""
         gen = self.setup.get("generationConfig", {})
         voice = gen.get("speechConfig", {}).get("voiceConfig", {}).get("prebuiltVoiceConfig", {})
         return str(voice.get("voiceName", "Puck"))
@@ -1124,7 +1125,7 @@ class Session:
             self._history.append({"role": "model", "text": text})
             return
         speech = synthesize(
-            text, voice=self._voice, seed=self.cfg.seed, ms_per_char=self.cfg.ms_per_char
+            text, voice=self.voice, seed=self.cfg.seed, ms_per_char=self.cfg.ms_per_char
         )
         transcribe = "outputAudioTranscription" in self.setup
         loop = asyncio.get_running_loop()

@@ -2,11 +2,17 @@
 
 Not intelligible, but real, nonzero audio whose duration scales with the reply text, whose
 rhythm follows its words and syllables, and which is identical for the same text, voice and seed.
+
+Synthesis takes milliseconds of CPU per second of speech (a real server's TTS runs on its own
+machines): results are cached, so a reply said again (a benchmark's scripted reply, one
+prepared with :meth:`~live_emulator.LiveEmulator.prepare_speech`) costs no synthesis when it is
+spoken, and N sessions answering at once do not queue behind each other's synthesis.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 import hashlib
 import re
 
@@ -35,8 +41,15 @@ def _stable_int(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+SPEECH_CACHE_SIZE = 64  # replies (a 7 s reply is 336 kB)
+
+
+@functools.lru_cache(maxsize=SPEECH_CACHE_SIZE)
 def synthesize(text: str, *, voice: str, seed: int, ms_per_char: float) -> Speech:
-    """Return deterministic PCM16LE mono 24 kHz audio "speaking" ``text``."""
+    """Return deterministic PCM16LE mono 24 kHz audio "speaking" ``text``.
+
+    Cached: the result is immutable and shared by every reply that says the same.
+    """
     words = tuple(re.findall(r"\S+", text)) or ("...",)
     rng = np.random.default_rng(_stable_int(seed, voice, text))
     base_f0 = 95.0 + (_stable_int("voice", voice) % 120)

@@ -117,7 +117,6 @@ async def bench_satellites(
     """For each count, add satellites (each wired to our pipeline by ``await wire(sat)``) up
     to it, run them all at once ``RUNS + 1`` times and print the line; then the ratio line."""
     label = satellites.kind
-    lines: list[str] = []
     p95: dict[int, float] = {}
     for count in COUNTS:
         while len(satellites.added) < count:
@@ -132,18 +131,18 @@ async def bench_satellites(
                 eos += run_eos
                 lags += run_lags
         p95[count] = _pct(added, 95)
-        lines.append(
+        print(
             f"ha={HA_VERSION} satellite={label} satellites={count} "
             f"added_ms p50={statistics.median(added):.1f} p95={p95[count]:.1f} "
             f"eos_ms p50={statistics.median(eos):.1f} p95={_pct(eos, 95):.1f} "
-            f"loop_lag_ms p99={_pct(lags, 99):.1f} max={max(lags):.1f}"
+            f"loop_lag_ms p99={_pct(lags, 99):.1f} max={max(lags):.1f}",
+            flush=True,
         )
-        print(lines[-1], flush=True)
     lo, hi = COUNTS[0], COUNTS[-1]
-    lines.append(
-        f"ha={HA_VERSION} satellite={label} p95_ratio_{hi}_vs_{lo}={p95[hi] / p95[lo]:.2f}"
+    print(
+        f"ha={HA_VERSION} satellite={label} p95_ratio_{hi}_vs_{lo}={p95[hi] / p95[lo]:.2f}",
+        flush=True,
     )
-    print("\n" + "\n".join(lines), flush=True)
 
 
 @pytest.mark.timeout(0)  # a benchmark, not a test: BENCH_RUNS decides how long it takes
