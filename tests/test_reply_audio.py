@@ -14,6 +14,7 @@ from custom_components.gemini_live.runtime.reply_audio import (
     PREFERRED_FORMAT_PASSTHROUGH,
     FlacEncoder,
     WavEncoder,
+    open_flac,
     reply_encoder,
     silence,
 )
@@ -138,3 +139,19 @@ def test_float_wav_where_ha_always_converts() -> None:
     encoder = reply_encoder({tts.ATTR_PREFERRED_FORMAT: "flac"})
     wav = parse_wav(encoder.header() + encoder.encode(speech_like(0.1)) + encoder.flush())
     assert (wav.rate, wav.format_tag, wav.sample_width) == (48000, 3, 8)
+
+
+@pytest.mark.parametrize(("opened_rate", "uses_it"), [(48000, True), (16000, False)])
+def test_flac_encoder_opened_ahead_is_used_in_its_format_only(
+    opened_rate: int, uses_it: bool
+) -> None:
+    """An encoder opened ahead serves a reply of its format; another format gets its own; the
+    stream decodes to the same samples either way."""
+    opened = open_flac(opened_rate)
+    encoder = FlacEncoder(48000, 1, opened)
+    assert (encoder._codec is opened.codec) is uses_it
+    pcm = speech_like(0.5)
+    stream = encoder.header() + encoder.encode(pcm) + encoder.flush()
+    resampler = Resampler(RATE_IN, 48000)
+    expected = np.frombuffer(resampler.process(pcm) + resampler.flush(), dtype="<i2")
+    assert np.array_equal(ffmpeg_decode(stream, 1), expected)

@@ -30,6 +30,7 @@ from .live.messages import INPUT_AUDIO_RATE
 from .live.pcm import Resampler
 from .repairs import async_report_error
 from .runtime.conversation import LiveConversation
+from .runtime.reply_audio import open_flac
 from .runtime.voice_run import CURRENT_RUN, VoiceRun
 
 PARALLEL_UPDATES = 0
@@ -138,6 +139,8 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
         agent = self.agent
         run = VoiceRun(agent.subentry.subentry_id, conversation_id)
         CURRENT_RUN.set(run)
+        if agent.reply_flac_format is not None:  # now, off the reply's path
+            run.reply_flac = open_flac(*agent.reply_flac_format)
         try:
             live = await agent.async_begin_voice_run(run)
         except LiveError as err:

@@ -30,7 +30,7 @@ from .live.driver import LiveClient
 from .live.errors import LiveError
 from .live.messages import AudioOut, Modality
 from .live.protocol import SessionEnded, TurnEnded
-from .runtime.reply_audio import ReplyEncoder, reply_encoder, silence
+from .runtime.reply_audio import FlacEncoder, ReplyEncoder, reply_encoder, silence
 from .runtime.voice_run import CURRENT_RUN, KEEPALIVE_AFTER_S, KEEPALIVE_CHUNK_MS, VoiceRun
 from .stt import LANGUAGES
 
@@ -80,11 +80,15 @@ class GeminiLiveTTSEntity(tts.TextToSpeechEntity, GeminiLiveEntity):
 
     async def async_stream_tts_audio(self, request: TTSAudioRequest) -> tts.TTSAudioResponse:
         """Stream the voice run's audio, or have Gemini read the text aloud."""
-        encoder = reply_encoder(request.options)
         run = CURRENT_RUN.get()
         if run is not None and run.agent_id == self.subentry.subentry_id and not run.playing:
+            opened, run.reply_flac = run.reply_flac, None
+            encoder = reply_encoder(request.options, opened)
+            if isinstance(encoder, FlacEncoder):
+                self.agent.reply_flac_format = (encoder.rate, encoder.channels)
             run.playing = True
             return tts.TTSAudioResponse(encoder.extension, self._stream_run(run, encoder))
+        encoder = reply_encoder(request.options)
         text = "".join([chunk async for chunk in request.message_gen])
         return tts.TTSAudioResponse(encoder.extension, self._read_aloud(text, encoder))
 

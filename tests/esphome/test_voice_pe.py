@@ -21,7 +21,9 @@ from homeassistant.helpers.event import async_track_state_change_event
 import numpy as np
 import pytest
 
+from custom_components.gemini_live import stt as stt_platform
 from custom_components.gemini_live.const import DOMAIN
+from custom_components.gemini_live.runtime import reply_audio
 from devtools.esphome_satellite import EsphomeSatellite, RunResult
 from devtools.ha_esphome import EsphomeWiring, wait_satellite_available
 from live_emulator import LiveEmulator, Scenario
@@ -476,3 +478,49 @@ async def test_timer_reaches_the_device(
     assert started.type == "STARTED"
     assert started.total_seconds == 300
     assert started.is_active
+
+
+async def test_reply_flac_encoder_is_opened_while_the_user_speaks(
+    hass: HomeAssistant,
+    kitchen_light: str,
+    voice_pe: EsphomeSatellite,
+    wire: Callable[..., Awaitable[EsphomeWiring]],
+    emulator: LiveEmulator,
+    speech: Callable[[str], bytes],
+    decode: Callable[[bytes], Awaitable[np.ndarray]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a FLAC reply, the next voice run opens its reply's encoder when it starts, not
+    when the model answers (opening one costs ~4 ms of the event loop); the reply uses it."""
+    if not reply_audio.PREFERRED_FORMAT_PASSTHROUGH:
+        pytest.skip("HA < 2026.11 converts the reply with ffmpeg: no FLAC encoder of ours")
+    opened: list[tuple[str, float]] = []  # (who, when: time.perf_counter())
+    real_open = reply_audio.open_flac
+
+    def spy(who: str) -> Callable[..., reply_audio.OpenedFlac]:
+        def open_flac(rate: int, channels: int = 1) -> reply_audio.OpenedFlac:
+            opened.append((who, time.perf_counter()))
+            return real_open(rate, channels)
+
+        return open_flac
+
+    monkeypatch.setattr(stt_platform, "open_flac", spy("stt"))
+    monkeypatch.setattr(reply_audio, "open_flac", spy("reply"))
+    await wire(voice_pe)
+    results = []
+    for _ in range(2):
+        emulator.queue_transcripts("turn on the kitchen light")
+        results.append(result := await voice_pe.run(speech("turn_on_kitchen_light")))
+        assert result.ok, result.summary()
+        await after_wake_word_cooldown(result)
+    assert [who for who, _ in opened] == ["reply", "stt"]
+    second_audio = [
+        at
+        for connection in emulator.connections
+        if (at := connection.first_audio_sent_at(after=results[1].started_at)) is not None
+    ]
+    assert results[1].started_at < opened[1][1] < min(second_audio)  # before the model spoke
+    for result in results:
+        assert result.playback is not None
+        assert result.playback.body[:4] == b"fLaC"
+        assert loud(await reply_samples(result, decode)) > 1000

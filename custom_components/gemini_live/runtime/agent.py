@@ -104,6 +104,9 @@ class Agent:
         self.ssl_context = ssl_context
         self.options: Mapping[str, Any] = subentry.data
         self.runs = VoiceRuns()
+        # (rate, channels) of the last reply streamed as FLAC: a voice run opens its reply's
+        # encoder ahead in it (see reply_audio.py)
+        self.reply_flac_format: tuple[int, int] | None = None
         self.conversations = Conversations(
             hass,
             entry,

@@ -15,11 +15,19 @@ whether HA runs ffmpeg on it, and ffmpeg is most of the latency we would add:
 
 - HA 2026.10 converts every stream with ffmpeg once a sample rate is asked for; its WAV reader
   starts at once on a 48 kHz float64 stream (a 16-bit one is held back 64 KiB).
+
+Opening a FLAC encoder costs about 4 ms of the event loop (libavcodec allocates and zeroes
+~7 MB, holding the GIL, so an executor would not help). Opened when the model starts answering,
+it would add that to every reply, and satellites answered at the same moment would queue behind
+each other's. So a voice run opens its reply's encoder while the user still speaks
+(:func:`open_flac`, in the format the agent's previous FLAC reply used) and the reply takes it
+(:class:`OpenedFlac`); an unused one goes with its run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import av
@@ -100,30 +108,46 @@ class WavEncoder:
         return np.repeat(samples.astype("<f8"), self.channels).tobytes()
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedFlac:
+    """A FLAC encoder opened ahead of the reply that uses it."""
+
+    rate: int
+    channels: int
+    codec: av.AudioCodecContext
+
+
+def open_flac(rate: int, channels: int = 1) -> OpenedFlac:
+    """Open libavcodec's FLAC encoder for 16-bit ``rate`` Hz audio (about 4 ms, see above)."""
+    codec = av.CodecContext.create("flac", "w")
+    assert isinstance(codec, av.AudioCodecContext)
+    codec.sample_rate = rate
+    codec.format = "s16"
+    codec.layout = "mono" if channels == 1 else "stereo"
+    # Small blocks for latency; level 0 (fixed predictors): ~1 % of a core, 26 % smaller
+    # than the samples (a reply streams over the LAN, as HA's ffmpeg would send it).
+    codec.options = {
+        "frame_size": str(rate * FLAC_FRAME_MS // 1000),
+        "compression_level": "0",
+    }
+    codec.open()
+    return OpenedFlac(rate, channels, codec)
+
+
 class FlacEncoder:
     """A 16-bit FLAC stream of fixed 20 ms blocks, written as Gemini speaks."""
 
     extension = "flac"
 
-    def __init__(self, rate: int, channels: int = 1) -> None:
-        """Resample to ``rate``; open libavcodec's FLAC encoder."""
+    def __init__(self, rate: int, channels: int = 1, opened: OpenedFlac | None = None) -> None:
+        """Resample to ``rate``; use ``opened`` if it has this format, else open an encoder."""
         self.rate = rate
         self.channels = channels
         self._layout = "mono" if channels == 1 else "stereo"
         self._resampler = Resampler(OUTPUT_AUDIO_RATE, rate)
-        codec = av.CodecContext.create("flac", "w")
-        assert isinstance(codec, av.AudioCodecContext)
-        codec.sample_rate = rate
-        codec.format = "s16"
-        codec.layout = self._layout
-        # Small blocks for latency; level 0 (fixed predictors): ~1 % of a core, 26 % smaller
-        # than the samples (a reply streams over the LAN, as HA's ffmpeg would send it).
-        codec.options = {
-            "frame_size": str(rate * FLAC_FRAME_MS // 1000),
-            "compression_level": "0",
-        }
-        codec.open()
-        self._codec = codec
+        if opened is None or (opened.rate, opened.channels) != (rate, channels):
+            opened = open_flac(rate, channels)
+        self._codec = opened.codec
         self._pts = 0
 
     def header(self) -> bytes:
@@ -153,13 +177,16 @@ class FlacEncoder:
         return b"".join(bytes(packet) for packet in self._codec.encode(frame))
 
 
-def reply_encoder(options: Mapping[str, Any]) -> ReplyEncoder:
+def reply_encoder(
+    options: Mapping[str, Any], opened_flac: OpenedFlac | None = None
+) -> ReplyEncoder:
     """The encoder whose stream HA hands on with the least work (see the module docstring).
 
     On HA 2026.11+ HA converts only a stream whose extension differs from the preferred
     format (we declare every preferred option), so a format we do not write ourselves (mp3,
     a sample width other than 16 bits, more than two channels) is handed over in another
-    container, which makes HA convert it.
+    container, which makes HA convert it. ``opened_flac``: an encoder opened ahead, used if
+    the reply is FLAC in its format.
     """
     if not PREFERRED_FORMAT_PASSTHROUGH:
         return WavEncoder(FLOAT_STREAM_RATE, 1, SampleFormat.FLOAT64)
@@ -168,9 +195,10 @@ def reply_encoder(options: Mapping[str, Any]) -> ReplyEncoder:
     channels = int(options.get(tts.ATTR_PREFERRED_SAMPLE_CHANNELS) or 1)
     ours = channels in (1, 2) and int(options.get(tts.ATTR_PREFERRED_SAMPLE_BYTES) or 2) == 2
     if wanted == "flac" and ours:
-        return FlacEncoder(rate or FLAC_DEFAULT_RATE, channels)
+        return FlacEncoder(rate or FLAC_DEFAULT_RATE, channels, opened_flac)
     if wanted == "wav" and not ours:
-        return FlacEncoder(rate or OUTPUT_AUDIO_RATE)  # converted by HA (another extension)
+        # converted by HA (another extension)
+        return FlacEncoder(rate or OUTPUT_AUDIO_RATE, 1, opened_flac)
     if wanted == "wav":
         return WavEncoder(rate or OUTPUT_AUDIO_RATE, channels)
     return WavEncoder(rate or OUTPUT_AUDIO_RATE)  # converted by HA (another extension)

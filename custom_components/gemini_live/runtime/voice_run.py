@@ -23,12 +23,15 @@ import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ..live.messages import AudioOut, InputTranscription, InterimTranscription, Interrupted
 from ..live.protocol import SessionEnded, TurnEnded, TurnLost, TurnStarted
 from .conversation import Inbox
 from .turn_stream import Superseded
+
+if TYPE_CHECKING:
+    from .reply_audio import OpenedFlac
 
 CURRENT_RUN: ContextVar[VoiceRun | None] = ContextVar("gemini_live_voice_run", default=None)
 
@@ -59,6 +62,7 @@ class VoiceRun:
     superseded: bool = False
     playing: bool = False
     first_audio_at: float | None = None
+    reply_flac: OpenedFlac | None = None  # its reply's encoder, opened while the user speaks
 
     @property
     def wants_followups(self) -> bool:
