@@ -36,7 +36,7 @@ from custom_components.gemini_live.live.models import DEFAULT_MODEL
 from custom_components.gemini_live.migration import foreign_issue_id
 from live_emulator import LiveEmulator
 
-from .conftest import TEST_API_KEY
+from .conftest import TEST_API_KEY, wait_for
 
 NATIVE_AUDIO = "gemini-2.5-flash-native-audio-preview-12-2025"
 
@@ -246,6 +246,8 @@ async def test_removing_an_entry_deletes_its_stored_handles(
     await conversation.async_converse(
         hass, "hello", None, Context(), agent_id="conversation.gemini_live", language="en"
     )
+    # The handle comes after the turn's end (sessionResumptionUpdate follows turnComplete).
+    await wait_for(entry.runtime_data.store.count)
     await entry.runtime_data.store.async_flush()
     key = f"{DOMAIN}.sessions.{entry.entry_id}"
     assert hass_storage[key]["data"]
