@@ -22,7 +22,14 @@ from aiohttp import WSMsgType, web
 from . import asr, rules
 from .errors import BAD_API_KEY, INTERNAL, INVALID_ARGUMENT, ProtocolError, SessionEnded
 from .faults import Fault, frame_kinds
-from .models import ModelSpec, behavior_of, function_declarations, resolve_model, validate_setup
+from .models import (
+    DEFAULT_VOICE,
+    ModelSpec,
+    behavior_of,
+    function_declarations,
+    resolve_model,
+    validate_setup,
+)
 from .records import (
     ConnectionRecord,
     FaultRecord,
@@ -545,7 +552,7 @@ class Session:
         """The prebuilt voice the session speaks with."""
         gen = self.setup.get("generationConfig", {})
         voice = gen.get("speechConfig", {}).get("voiceConfig", {}).get("prebuiltVoiceConfig", {})
-        return str(voice.get("voiceName", "Puck"))
+        return str(voice.get("voiceName", DEFAULT_VOICE))
 
     @property
     def _sends_voice_activity(self) -> bool:

@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+import functools
 import itertools
 import logging
 from typing import Any, Final
@@ -357,7 +358,11 @@ def client_content(
 
 
 _AUDIO_FRAME_HEAD: Final = b'{"realtimeInput":{"audio":{"data":"'
-_AUDIO_FRAME_TAILS: Final[dict[int, bytes]] = {}
+
+
+@functools.cache
+def _audio_frame_tail(rate: int) -> bytes:
+    return f'","mimeType":"audio/pcm;rate={rate}"}}}}}}'.encode()
 
 
 def realtime_audio_frame(pcm: bytes, rate: int = INPUT_AUDIO_RATE) -> bytes:
@@ -366,10 +371,7 @@ def realtime_audio_frame(pcm: bytes, rate: int = INPUT_AUDIO_RATE) -> bytes:
     Built directly rather than through a dict and ``encode``: it is the one message sent 50
     times a second per microphone, and base64 needs no JSON escaping.
     """
-    tail = _AUDIO_FRAME_TAILS.get(rate)
-    if tail is None:
-        tail = _AUDIO_FRAME_TAILS[rate] = f'","mimeType":"audio/pcm;rate={rate}"}}}}}}'.encode()
-    return _AUDIO_FRAME_HEAD + binascii.b2a_base64(pcm, newline=False) + tail
+    return _AUDIO_FRAME_HEAD + binascii.b2a_base64(pcm, newline=False) + _audio_frame_tail(rate)
 
 
 def realtime_video(image: bytes, mime_type: str = "image/jpeg") -> JsonObject:

@@ -35,11 +35,11 @@ passes every frame to ``receive`` and every failure to ``connection_lost``, writ
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 import logging
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
@@ -898,7 +898,7 @@ class LiveProtocol:
                 lines.append(f'You answered: "{answer}".')
             lines.append("Nothing more to do for it.)")
         self._log_and_write(
-            client_content([("user", " ".join(lines))], turn_complete=answer_due),
+            encode(client_content([("user", " ".join(lines))], turn_complete=answer_due)),
             _Kind.NOTE,
             request=request.id,
         )
@@ -907,7 +907,7 @@ class LiveProtocol:
 
     def _log_and_write(
         self,
-        message: Mapping[str, Any] | bytes,
+        frame: bytes,
         kind: _Kind,
         *,
         request: int | None = None,
@@ -916,7 +916,6 @@ class LiveProtocol:
     ) -> None:
         if self._closed:
             raise self._failed or SessionClosedError("the Live session was closed")
-        frame = message if isinstance(message, bytes) else encode(message)
         entry = _Sent(self._seq, frame, kind, request, audio_us, call_id)
         self._seq += 1
         self._log.append(entry)
@@ -952,13 +951,13 @@ class LiveProtocol:
     def send_text(self, text: str) -> int:
         """A user text turn (clientContent). Returns its request id."""
         request = self._new_request(text)
-        self._log_and_write(client_content(text), _Kind.TURN, request=request)
+        self._log_and_write(encode(client_content(text)), _Kind.TURN, request=request)
         return request
 
     def send_realtime_text(self, text: str) -> int:
         """A user text as realtime input. Returns its request id."""
         request = self._new_request(text)
-        self._log_and_write(realtime_text(text), _Kind.TURN, request=request)
+        self._log_and_write(encode(realtime_text(text)), _Kind.TURN, request=request)
         return request
 
     def begin_speech(self) -> int:
@@ -983,25 +982,27 @@ class LiveProtocol:
 
     def send_video(self, image: bytes, mime_type: str = "image/jpeg") -> None:
         """One video frame / image."""
-        self._log_and_write(realtime_video(image, mime_type), _Kind.VIDEO)
+        self._log_and_write(encode(realtime_video(image, mime_type)), _Kind.VIDEO)
 
     def activity_start(self) -> None:
         """Manual activity start of the spoken request (begun now if none is)."""
         if self._audio_request is None:
             self.begin_speech()
-        self._log_and_write(activity_start(), _Kind.ACTIVITY, request=self._audio_request)
+        self._log_and_write(encode(activity_start()), _Kind.ACTIVITY, request=self._audio_request)
 
     def activity_end(self) -> None:
         """Manual activity end."""
-        self._log_and_write(activity_end(), _Kind.ACTIVITY, request=self._audio_request)
+        self._log_and_write(encode(activity_end()), _Kind.ACTIVITY, request=self._audio_request)
 
     def audio_stream_end(self) -> None:
         """The microphone stream paused (automatic VAD): the server flushes its audio."""
-        self._log_and_write(audio_stream_end(), _Kind.ACTIVITY, request=self._audio_request)
+        self._log_and_write(encode(audio_stream_end()), _Kind.ACTIVITY, request=self._audio_request)
 
     def note(self, text: str) -> None:
         """A user-role note that is not a request (any clientContent interrupts generation)."""
-        self._log_and_write(client_content([("user", text)], turn_complete=False), _Kind.NOTE)
+        self._log_and_write(
+            encode(client_content([("user", text)], turn_complete=False)), _Kind.NOTE
+        )
 
     def abandon(self, request: int) -> None:
         """The request's owner gave up on it (no speech heard, run superseded)."""
@@ -1040,7 +1041,7 @@ class LiveProtocol:
                 continue
             # On the wire now, or logged until a connection opens (then replayed or noted).
             self._log_and_write(
-                tool_response([result]),
+                encode(tool_response([result])),
                 _Kind.TOOL_RESPONSE,
                 request=call.request,
                 call_id=call.call.id,
@@ -1057,7 +1058,7 @@ class LiveProtocol:
         )
         speak = result.scheduling is None or result.scheduling in FOLLOWUP_SCHEDULING
         self._log_and_write(
-            client_content([("user", text)], turn_complete=speak), _Kind.NOTE, request=None
+            encode(client_content([("user", text)], turn_complete=speak)), _Kind.NOTE, request=None
         )
 
     # ------------------------------------------------------------------ goAway, close
