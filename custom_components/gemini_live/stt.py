@@ -139,8 +139,6 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
         agent = self.agent
         run = VoiceRun(agent.subentry.subentry_id, conversation_id)
         CURRENT_RUN.set(run)
-        if agent.reply_flac_format is not None:  # now, off the reply's path
-            run.reply_flac = open_flac(*agent.reply_flac_format)
         try:
             live = await agent.async_begin_voice_run(run)
         except LiveError as err:
@@ -159,6 +157,8 @@ class GeminiLiveSTTEntity(stt.SpeechToTextEntity, GeminiLiveEntity):
                 translation_key="voice_setup_failed",
                 translation_placeholders={"agent": agent.title, "error": str(err)},
             ) from err
+        if agent.reply_flac_format is not None:  # now, off the reply's path
+            run.reply_flac = open_flac(*agent.reply_flac_format)
         feeder = self.entry.async_create_background_task(
             self.hass, self._feed(live, metadata, stream, run), "gemini_live_stt_feed"
         )
